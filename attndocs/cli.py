@@ -1,0 +1,120 @@
+"""The `attndocs` command line: extract, render, and cache maintenance.
+
+Every figure flag is generated from FigureOptions, so the CLI, the directive and the
+fence accept the same options. Errors print one line and exit non-zero; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .errors import AttndocsError
+from .options import MODES, FigureOptions, SiteSettings, figure_fields, option_name
+
+
+def add_figure_flags(parser: argparse.ArgumentParser, *, exclude: Sequence[str] = ()) -> None:
+    """One ``--flag`` per FigureOptions field (the text itself is positional)."""
+    for f in figure_fields():
+        name = option_name(f)
+        if name in exclude:
+            continue
+        parser.add_argument(f"--{name}", dest=f"opt_{f.name}", default=None, metavar=name.upper().replace("-", "_"), help=f.metadata["help"])
+
+
+def add_run_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cache-dir", default=None, help="Cache folder (default: $ATTNDOCS_CACHE_DIR or ./.cache/attndocs).")
+    parser.add_argument("--mode", choices=[m for m in MODES if m != "off"], default="auto", help="auto: compute misses; force: recompute; frozen: cache only, a miss is an error.")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto.")
+    parser.add_argument("--trust-remote-code", action="store_true", help="Allow models whose code lives in their hub repository.")
+
+
+def figure_options_from_args(args: argparse.Namespace, text: str) -> FigureOptions:
+    values = {name[4:]: value for name, value in vars(args).items() if name.startswith("opt_") and value is not None}
+    values["text"] = text
+    return FigureOptions.from_mapping(values)
+
+
+def settings_from_args(args: argparse.Namespace) -> SiteSettings:
+    import os
+
+    cache_dir = args.cache_dir or os.environ.get("ATTNDOCS_CACHE_DIR") or str(Path.cwd() / ".cache" / "attndocs")
+    return SiteSettings.from_mapping(
+        {
+            "cache_dir": cache_dir,
+            "execution_mode": args.mode,
+            "device": args.device,
+            "trust_remote_code": args.trust_remote_code,
+        }
+    )
+
+
+def read_text_arg(value: str) -> str:
+    """The positional TEXT, or standard input when it is '-'."""
+    if value == "-":
+        return sys.stdin.read()
+    return value
+
+
+# -- extract ------------------------------------------------------------------------------
+def _add_extract(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("extract", help="Run a model on a text and write its attention record (safetensors).")
+    p.add_argument("text", metavar="TEXT", help="The text ('-' reads standard input).")
+    p.add_argument("-o", "--output", required=True, help="Where to write the record (.safetensors).")
+    p.add_argument("--qk", action="store_true", help="Also store query/key vectors (for the neuron view), self-checked.")
+    add_figure_flags(p, exclude=("view", "layer", "heads", "include-layers", "include-heads", "display", "caption", "name", "alt", "class"))
+    add_run_flags(p)
+    p.set_defaults(func=_cmd_extract)
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    from .pipeline import Pipeline
+
+    options = figure_options_from_args(args, read_text_arg(args.text))
+    pipeline = Pipeline(settings_from_args(args))
+    result = pipeline.compute_one(options, qk=args.qk)
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result.record.save(out)
+    print(f"{out}: {result.describe()}", file=sys.stderr)
+    return 0
+
+
+# -- cache --------------------------------------------------------------------------------
+def _add_cache(sub: argparse._SubParsersAction) -> None:
+    from .cache import add_cache_commands
+
+    add_cache_commands(sub)
+
+
+# -- main ---------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="attndocs", description="Interactive attention figures for documentation.")
+    parser.add_argument("--version", action="version", version=f"attndocs {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (_add_extract, _add_cache):
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except AttndocsError as exc:
+        print(f"attndocs: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("attndocs: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

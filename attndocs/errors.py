@@ -1,0 +1,54 @@
+"""Error types shared by every part of attndocs, each with a category and a hint."""
+
+from __future__ import annotations
+
+
+class AttndocsError(Exception):
+    """Base class for user-facing errors.
+
+    ``category`` names the warning type a documentation front-end raises
+    (``attndocs.options``, ``attndocs.model``, ``attndocs.cache``, ``attndocs.exec``);
+    ``hint`` says what to do about it. ``str(error)`` is one line that includes both.
+    """
+
+    category = "exec"
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message} ({self.hint})"
+        return self.message
+
+
+class OptionError(AttndocsError, ValueError):
+    """A figure option or site setting has a value that is not allowed."""
+
+    category = "options"
+
+
+class InputError(AttndocsError, ValueError):
+    """The text given for a figure cannot be used as it is (empty, too long, ...)."""
+
+    category = "options"
+
+
+class ModelError(AttndocsError):
+    """A model cannot be found, installed, loaded or used."""
+
+    category = "model"
+
+
+class CacheError(AttndocsError):
+    """The cache cannot be read or written, or has no entry where one is required."""
+
+    category = "cache"
+
+
+class ExecError(AttndocsError):
+    """Running a model failed."""
+
+    category = "exec"
