@@ -76,6 +76,8 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     options = figure_options_from_args(args, read_text_arg(args.text))
     pipeline = Pipeline(settings_from_args(args))
     result = pipeline.compute_one(options, qk=args.qk)
+    for warning in result.warnings:
+        print(f"attndocs: warning: {warning}", file=sys.stderr)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     result.record.save(out)

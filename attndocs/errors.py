@@ -52,3 +52,7 @@ class ExecError(AttndocsError):
     """Running a model failed."""
 
     category = "exec"
+
+
+class DamagedEntryError(CacheError):
+    """A cache entry failed verification; it is never served and gets recomputed."""

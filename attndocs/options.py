@@ -207,6 +207,7 @@ class SiteSettings:
     cache_dir: str | None = option(None, _text, "Where records are cached. Default: .cache/attndocs beside conf.py / mkdocs.yml.")
     execution_mode: str = option("auto", _choice(MODES), "auto: compute misses; force: recompute all; frozen: cache only, a miss is an error; off: compute nothing, show placeholders.")
     device: str = option("cpu", _choice(DEVICES), "Where models run: cpu, cuda, or auto (cuda when available).")
+    batch_size: int = option(0, _int_at_least(0), "Texts of equal length computed in one forward pass. 0: automatic (1 on CPU, where single runs keep every record independent of the others, 8 on a GPU).")
     max_tokens: int = option(DEFAULT_MAX_TOKENS, _int_at_least(1), "Longest text (in tokens) a figure may have unless it sets max-tokens.")
     raise_on_error: bool = option(False, _flag, "Fail the build at the end when any figure failed.")
     embed: str = option("inline", _choice(EMBEDS), "inline: payload inside the page (works from file://); file: a side file fetched when the figure scrolls into view.")

