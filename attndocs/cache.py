@@ -42,9 +42,9 @@ from .record import (
     FORMAT_NAME,
     SCHEMA_VERSION,
     AttentionRecord,
+    metadata_checksum,
     read_metadata,
     read_metadata_bytes,
-    tensor_checksum,
 )
 
 __all__ = ["CacheEntry", "RecordCache", "add_cache_commands", "cache_key", "default_cache_dir"]
@@ -481,18 +481,7 @@ class RecordCache:
 
 # -- encoding and verification --------------------------------------------------------------
 def _encode(record: AttentionRecord) -> bytes:
-    from safetensors.numpy import save
-
-    tensors = record.tensors()
-    meta = record.metadata()
-    meta["checksum"] = tensor_checksum(tensors)
-    meta[METADATA_CHECKSUM] = _metadata_checksum(meta)
-    return save(tensors, metadata=meta)
-
-
-def _metadata_checksum(meta: Mapping[str, str]) -> str:
-    body = {k: v for k, v in meta.items() if k != METADATA_CHECKSUM}
-    return hashlib.sha256(_canonical_json(body).encode("utf-8")).hexdigest()
+    return record.to_bytes()
 
 
 def _decode(data: bytes, key: str) -> AttentionRecord:
@@ -505,9 +494,7 @@ def _decode(data: bytes, key: str) -> AttentionRecord:
         raise _Damaged("not an attndocs record")
     if meta.get("schema") != str(SCHEMA_VERSION):
         raise _Damaged(f"record schema {_one_line(meta.get('schema'))}, this attndocs reads schema {SCHEMA_VERSION}")
-    if METADATA_CHECKSUM not in meta:
-        raise _Damaged("no metadata checksum (not written by the attndocs cache)")
-    if meta[METADATA_CHECKSUM] != _metadata_checksum(meta):
+    if meta.get(METADATA_CHECKSUM) != metadata_checksum(meta):
         raise _Damaged("its metadata does not match its checksum")
     if meta.get("cache_key") != key:
         raise _Damaged(f"it holds the record for key {_one_line(meta.get('cache_key'))[:16]}, not {key[:16]}")

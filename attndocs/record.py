@@ -181,6 +181,7 @@ class AttentionRecord:
         tensors = self.tensors()
         meta = self.metadata()
         meta["checksum"] = tensor_checksum(tensors)
+        meta["metadata_checksum"] = metadata_checksum(meta)
         return save(tensors, metadata=meta)
 
     @classmethod
@@ -205,6 +206,8 @@ class AttentionRecord:
             raise CacheError(f"{source} is not an attndocs record")
         if meta.get("schema") != str(SCHEMA_VERSION):
             raise CacheError(f"{source} has record schema {meta.get('schema')}, expected {SCHEMA_VERSION}")
+        if meta.get("metadata_checksum") != metadata_checksum(meta):
+            raise CacheError(f"{source} is damaged: its metadata does not match its checksum")
         if meta.get("checksum") != tensor_checksum(tensors):
             raise CacheError(f"{source} is damaged: its tensors do not match their checksum")
         try:
@@ -262,6 +265,16 @@ def tensor_checksum(tensors: dict[str, np.ndarray]) -> str:
         digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
         digest.update(array.tobytes())
     return digest.hexdigest()
+
+
+def metadata_checksum(meta: dict[str, str]) -> str:
+    """sha256 of canonical JSON of every metadata entry but this checksum itself.
+
+    The tensor checksum cannot see the header; a flipped byte inside a token or the text
+    would otherwise leave valid JSON that reads as a different record.
+    """
+    body = {k: v for k, v in meta.items() if k != "metadata_checksum"}
+    return hashlib.sha256(_dumps(body).encode("utf-8")).hexdigest()
 
 
 def read_metadata_bytes(data: bytes) -> dict[str, str]:
