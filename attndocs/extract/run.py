@@ -197,16 +197,23 @@ def _text_b_start(tok: Any, enc: Any, text: str, ids: list[int]) -> int | None:
 
 
 def _decoder_ids(loaded: Any, target: str):
-    """Decoder input ids as teacher forcing sees them: the target shifted right after the start token."""
-    tok, model = loaded.tokenizer, loaded.model
+    """Decoder input ids as teacher forcing sees them: the target shifted right behind the start token."""
+    tok, config = loaded.tokenizer, loaded.model.config
     if loaded.ref.model_type == "encoder-decoder":
         # bert2bert-style models: the tokenizer's [CLS] already is the decoder start token.
         return tok(target, return_tensors="pt")["input_ids"]
     labels = tok(text_target=target, return_tensors="pt")["input_ids"]
-    prepare = getattr(model, "prepare_decoder_input_ids_from_labels", None)
-    if prepare is None:
-        raise ModelError(f"model '{loaded.ref.short}' does not say how to build decoder inputs")
-    return prepare(labels=labels)
+    start = getattr(config, "decoder_start_token_id", None)
+    if start is None:
+        start = getattr(config, "pad_token_id", None)
+    if start is None:
+        raise ModelError(
+            f"model '{loaded.ref.short}' has no decoder_start_token_id in its config",
+            "set decoder_start_token_id in the model's config.json",
+        )
+    shifted = labels.new_full(labels.shape, int(start))
+    shifted[:, 1:] = labels[:, :-1]
+    return shifted
 
 
 # -- the forward pass --------------------------------------------------------------------------
