@@ -240,6 +240,7 @@ def _run_batch(loaded: Any, requests: list[ExtractRequest], encoded: list[_Encod
         raise ExecError(f"model '{loaded.ref.short}' failed: {exc}".splitlines()[0]) from exc
     sections = _sections(loaded, outputs)
     captured = capture.sections() if capture is not None and capture.reason is None else {}
+    capture_errors = dict(getattr(capture, "errors", None) or {})
     records = []
     for b, (request, enc) in enumerate(zip(requests, encoded)):
         record_sections = {
@@ -247,8 +248,8 @@ def _run_batch(loaded: Any, requests: list[ExtractRequest], encoded: list[_Encod
             for name, (arr, rows, cols, causal) in sections.items()
         }
         neuron = {"available": False, "reason": neuron_reason}
-        if qk and captured:
-            neuron = _attach_qk(record_sections, captured, b)
+        if qk and capture is not None and capture.reason is None:
+            neuron = _attach_qk(record_sections, captured, b, capture_errors)
         records.append(
             AttentionRecord(
                 model_id=loaded.ref.model_id,
@@ -293,7 +294,7 @@ def _sections(loaded: Any, outputs: Any) -> dict[str, tuple[np.ndarray, str, str
     return out
 
 
-def _attach_qk(sections: dict[str, Section], captured: dict[str, Any], b: int) -> dict[str, Any]:
+def _attach_qk(sections: dict[str, Section], captured: dict[str, Any], b: int, capture_errors: dict[str, str]) -> dict[str, Any]:
     """Attach captured q/k/bias to the sections only if they reproduce the attention."""
     from .neuron import self_check
 
@@ -301,7 +302,11 @@ def _attach_qk(sections: dict[str, Section], captured: dict[str, Any], b: int) -
     for name, section in sections.items():
         qk = captured.get(name)
         if qk is None:
-            return {"available": False, "reason": f"no query/key vectors were captured for the {name} section"}
+            why = capture_errors.get(name)
+            return {
+                "available": False,
+                "reason": f"no query/key vectors were captured for the {name} section" + (f": {why}" if why else ""),
+            }
         query, key = np.asarray(qk.query[b], np.float32), np.asarray(qk.key[b], np.float32)
         bias = None if qk.bias is None else np.asarray(qk.bias[b], np.float32)
         err = self_check(section.attention, query, key, bias, qk.scale, section.causal)
