@@ -52,6 +52,12 @@ def settings_from_args(args: argparse.Namespace) -> SiteSettings:
     )
 
 
+def terminal_progress(done: int, total: int, message: str) -> None:
+    """Progress lines on an interactive terminal; silent when stderr is a pipe or a file."""
+    if sys.stderr.isatty():
+        print(f"attndocs: [{done}/{total}] {message}", file=sys.stderr, flush=True)
+
+
 def read_text_arg(value: str) -> str:
     """The positional TEXT, or standard input when it is '-'."""
     if value == "-":
@@ -74,7 +80,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     from .pipeline import Pipeline
 
     options = figure_options_from_args(args, read_text_arg(args.text))
-    pipeline = Pipeline(settings_from_args(args))
+    pipeline = Pipeline(settings_from_args(args), progress=terminal_progress)
     result = pipeline.compute_one(options, qk=args.qk)
     for warning in result.warnings:
         print(f"attndocs: warning: {warning}", file=sys.stderr)

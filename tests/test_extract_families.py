@@ -92,3 +92,27 @@ def test_a_local_model_changed_on_disk_is_recomputed(tmp_path, tiny_model_dir):
     settings = SiteSettings.from_mapping({"cache_dir": str(tmp_path / "cache")})
     again = Pipeline(settings).run([FigureOptions.from_mapping({"model": str(folder), "text": "the cat"})])[0]
     assert again.source == "computed" and again.record.revision != first.revision
+
+
+def test_a_model_that_returns_no_attention_weights_is_a_clear_model_error(tiny_model_dir):
+    from types import SimpleNamespace
+
+    from attndocs.errors import ModelError
+    from attndocs.extract import ExtractRequest, extract
+    from attndocs.models import load_model, resolve_model
+
+    loaded = load_model(resolve_model(str(tiny_model_dir("bert"))))
+
+    class NoAttention:
+        """Like a model whose attention implementation cannot return weights."""
+
+        config = loaded.model.config
+        forward = staticmethod(loaded.model.forward)
+
+        def __call__(self, **inputs):
+            return SimpleNamespace(attentions=None, last_hidden_state=self.forward(**inputs).last_hidden_state)
+
+    fake = SimpleNamespace(ref=loaded.ref, tokenizer=loaded.tokenizer, device="cpu", model=NoAttention())
+    (result,) = extract(fake, [ExtractRequest("the cat")])
+    assert isinstance(result, ModelError)
+    assert "returned no encoder attention weights" in str(result) and "\n" not in str(result)
