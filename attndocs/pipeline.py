@@ -171,6 +171,7 @@ class Pipeline:
     def _compute(self, pending: list[_Pending], results: list[FigureResult]) -> None:
         from .extract.run import extract
         from .models import load_model
+        from .models.load import is_loaded
 
         by_model: dict[tuple[str, str], list[_Pending]] = defaultdict(list)
         for item in pending:
@@ -178,10 +179,12 @@ class Pipeline:
         total, done = len(pending), 0
         for items in by_model.values():
             ref = items[0].ref
-            self._report(done, total, f"loading {ref.short}")
+            fresh = not is_loaded(ref, self.settings.device)
+            if fresh:
+                self._report(done, total, f"loading {ref.short}")
             try:
                 loaded = load_model(ref, self.settings.device)
-                self.stats.models_loaded += 1
+                self.stats.models_loaded += int(fresh)
             except AttndocsError as exc:
                 for item in items:
                     results[item.index].error = exc

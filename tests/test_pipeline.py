@@ -97,13 +97,18 @@ def test_max_tokens_applies_to_cache_hits_too(tmp_path):
 
 
 def test_misses_of_several_models_load_each_model_once(tmp_path):
+    from attndocs.models import resolve_model
+    from attndocs.models.load import is_loaded, loaded_count
+
     figs = [_fig("One."), _fig("Two words."), _fig("Three words here.", model="bert2bert-minilm", target="Drei.")]
+    new_models = sum(not is_loaded(resolve_model(name)) for name in ("minilm", "bert2bert-minilm"))
+    before = loaded_count()
     pipeline = Pipeline(_settings(tmp_path))
     progress: list[str] = []
     pipeline.progress = lambda done, total, message: progress.append(message)
     results = pipeline.run(figs)
     assert all(r.ok for r in results)
-    assert pipeline.stats.models_loaded == 2
+    assert pipeline.stats.models_loaded == new_models == loaded_count() - before
     assert any("minilm" in m for m in progress)
 
 
@@ -113,3 +118,13 @@ def test_unreadable_cache_folder_is_an_error_not_a_silent_recompute(tmp_path):
     settings = SiteSettings.from_mapping({"cache_dir": str(blocker / "cache")})
     result = Pipeline(settings).run(FIGS[:1])[0]
     assert isinstance(result.error, CacheError)
+
+
+def test_a_model_already_in_memory_is_not_counted_as_a_load(tmp_path):
+    Pipeline(_settings(tmp_path)).run(FIGS[:1])  # minilm is now held by this process
+    again = Pipeline(_settings(tmp_path / "other"))
+    messages: list[str] = []
+    again.progress = lambda done, total, message: messages.append(message)
+    assert again.run(FIGS[:1])[0].source == "computed"
+    assert again.stats.models_loaded == 0
+    assert not any(m.startswith("loading") for m in messages)

@@ -47,6 +47,11 @@ def load_model(ref: ModelRef, device: str = "cpu") -> LoadedModel:
         return _LOADED[key]
 
 
+def is_loaded(ref: ModelRef, device: str = "cpu") -> bool:
+    """Whether this process already holds ``ref`` (so using it costs no load)."""
+    return (ref.model_id, ref.revision, device if device != "auto" else pick_device(device)) in _LOADED
+
+
 def loaded_count() -> int:
     """How many models this process has loaded (for build summaries and tests)."""
     return len(_LOADED)
