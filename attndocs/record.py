@@ -219,16 +219,19 @@ class AttentionRecord:
     def _from_parts(cls, meta: dict[str, str], tensors: dict[str, np.ndarray]) -> AttentionRecord:
         values = {key: json.loads(meta[key]) for key in _JSON_KEYS}
         tokens, display, special = values["tokens"], values["display_tokens"], values["special_tokens"]
+        # JSON metadata is written with sorted keys; sides and sections come back in the
+        # order extraction produces them, so a record read from the cache renders exactly
+        # like a freshly computed one.
         sides = {
             name: Side(tokens=list(tokens[name]), display=list(display[name]), special=[bool(b) for b in special[name]])
-            for name in tokens
+            for name in sorted(tokens, key=_canonical_rank)
         }
         if values["text_b_start"] is not None and "encoder" in sides:
             sides["encoder"].text_b_start = int(values["text_b_start"])
         elif values["text_b_start"] is not None:
             next(iter(sides.values())).text_b_start = int(values["text_b_start"])
         sections = {}
-        for name, info in values["sections"].items():
+        for name, info in sorted(values["sections"].items(), key=lambda item: _canonical_rank(item[0])):
             sections[name] = Section(
                 name=name,
                 attention=tensors[f"{name}.attention"],
@@ -255,6 +258,10 @@ class AttentionRecord:
             extraction=values["extraction"],
             key=meta.get("cache_key", ""),
         )
+
+
+def _canonical_rank(name: str) -> tuple[int, str]:
+    return (SECTION_NAMES.index(name) if name in SECTION_NAMES else len(SECTION_NAMES), name)
 
 
 def tensor_checksum(tensors: dict[str, np.ndarray]) -> str:

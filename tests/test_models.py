@@ -146,3 +146,33 @@ def test_one_time_conversion_is_safe_when_two_processes_race(tmp_path):
     assert counter.read_text().count("built") == 1
     leftovers = [p.name for p in (tmp_path / "home" / "models").iterdir() if not p.name.endswith(".lock")]
     assert leftovers == [Path(paths[0]).name]
+
+
+def test_computing_without_torch_is_a_model_error_with_the_install_command(tmp_path):
+    code = (
+        "import sys\n"
+        "sys.modules['torch'] = None\n"
+        "from attndocs.models import load_model, resolve_model\n"
+        "try:\n"
+        "    load_model(resolve_model('minilm'))\n"
+        "except Exception as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("ModelError computing figures needs torch and transformers")
+    assert "pip install torch==2.13.0" in out.stdout
+
+
+def test_content_hash_is_remembered_across_processes_and_forgotten_on_change(tmp_path, monkeypatch):
+    monkeypatch.setenv("ATTNDOCS_HOME", str(tmp_path / "home"))
+    folder = _write_config(tmp_path / "m", model_type="bert")
+    weights = folder / "model.safetensors"
+    weights.write_bytes(b"one")
+    first = resolve_mod.content_hash(folder)
+    assert len(list((tmp_path / "home" / "fingerprints").iterdir())) == 1
+    resolve_mod._hash_files.cache_clear()  # as a new process would start
+    calls = []
+    monkeypatch.setattr(resolve_mod, "_hash_contents", lambda stamp: calls.append(stamp) or "sha256:" + "0" * 64)
+    assert resolve_mod.content_hash(folder) == first and not calls  # served from the memo file
+    weights.write_bytes(b"two!")
+    assert resolve_mod.content_hash(folder) == "sha256:" + "0" * 64 and len(calls) == 1

@@ -45,6 +45,8 @@ def test_round_trip_keeps_every_field(tmp_path):
     for name in ("model_id", "revision", "model_type", "kind", "text", "text_b", "target", "neuron", "versions", "key"):
         assert getattr(loaded, name) == getattr(original, name), name
     assert loaded.sides == original.sides
+    assert list(loaded.sides) == ["encoder", "decoder"]  # extraction order, not alphabetical
+    assert list(loaded.sections) == ["encoder", "decoder", "cross"]
     for name, section in original.sections.items():
         other = loaded.sections[name]
         assert (other.rows, other.cols, other.causal, other.scale) == (section.rows, section.cols, section.causal, section.scale)

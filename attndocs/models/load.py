@@ -39,6 +39,14 @@ class LoadedModel:
 
 def load_model(ref: ModelRef, device: str = "cpu") -> LoadedModel:
     """The loaded model for ``ref``; the first call loads it, later calls reuse it."""
+    try:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError as exc:
+        raise ModelError(
+            f"computing figures needs torch and transformers ({exc.name or exc} is not installed)",
+            "pip install torch==2.13.0 'attndocs[models]', or build from a filled cache in frozen mode",
+        ) from None
     device = pick_device(device)
     key = (ref.model_id, ref.revision, device)
     with _LOCK:
@@ -49,7 +57,7 @@ def load_model(ref: ModelRef, device: str = "cpu") -> LoadedModel:
 
 def is_loaded(ref: ModelRef, device: str = "cpu") -> bool:
     """Whether this process already holds ``ref`` (so using it costs no load)."""
-    return (ref.model_id, ref.revision, device if device != "auto" else pick_device(device)) in _LOADED
+    return any(key[:2] == (ref.model_id, ref.revision) and (device == "auto" or key[2] == device) for key in _LOADED)
 
 
 def loaded_count() -> int:

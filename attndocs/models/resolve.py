@@ -194,6 +194,31 @@ def content_hash(target: Path) -> str:
 
 @lru_cache(maxsize=64)
 def _hash_files(stamp: tuple[tuple[str, int, int], ...]) -> str:
+    """The content hash for ``stamp`` (paths, sizes, mtimes), remembered across processes.
+
+    Hashing MiniLM's weights costs ~65 ms per process, a visible share of a warm docs
+    build; the result is kept under $ATTNDOCS_HOME keyed by every file's path, size and
+    nanosecond mtime, so any change to a file hashes it again.
+    """
+    memo = attndocs_home() / "fingerprints" / hashlib.sha256(json.dumps(stamp).encode()).hexdigest()[:32]
+    try:
+        remembered = memo.read_text(encoding="ascii").strip()
+        if re.fullmatch(r"sha256:[0-9a-f]{64}", remembered):
+            return remembered
+    except OSError:
+        pass
+    result = _hash_contents(stamp)
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        temp = memo.with_name(f".{memo.name}.{os.getpid()}.tmp")
+        temp.write_text(result, encoding="ascii")
+        os.replace(temp, memo)
+    except OSError:
+        pass  # a read-only home only costs the hash next time
+    return result
+
+
+def _hash_contents(stamp: tuple[tuple[str, int, int], ...]) -> str:
     digest = hashlib.sha256()
     for path, _size, _mtime in stamp:
         p = Path(path)
