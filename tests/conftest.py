@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tiny_models import build_tiny_model
@@ -43,3 +44,23 @@ def minilm_dir() -> Path:
             pytrace=False,
         )
     return folder
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """One headless Chromium for the whole session.
+
+    Playwright's sync API allows one session per process, so every test folder (browser,
+    sphinx, mkdocs, site, reliability) shares this fixture rather than starting its own.
+    """
+    from playwright.sync_api import sync_playwright
+
+    from tests.chromium import CHROMIUM_ARGS, chromium_executable
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_executable(), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+

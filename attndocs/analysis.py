@@ -1,0 +1,251 @@
+"""Build-time attention analysis: aggregates, rollout and per-head statistics for the views.
+
+Everything here is computed with numpy from the unquantised float32 record, before the
+payload quantises it, so aggregates over many heads and products over many layers carry no
+quantisation error. :func:`payload_extras` is what ``payload.py`` calls: it picks, per
+view, the arrays the browser cannot derive itself and the small JSON the views read from
+``fig.header.analysis``. The other functions are public so that users can analyse a record
+with the same definitions the figures use.
+
+Conventions: ``attention`` is ``[layers, heads, rows, cols]`` with rows = query positions
+and cols = key positions, every row summing to 1 over the keys it may attend to. In a
+causal section row ``i`` may attend keys ``0..i`` only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .options import FigureOptions
+from .record import AttentionRecord, Section
+
+ANALYSIS_VERSION = 1
+
+# The statistics of :func:`head_statistics`, in the order the summary view lists them.
+STATISTICS = ("entropy", "entropy_norm", "distance", "special", "previous", "self", "cross_ab")
+
+
+# -- aggregates ----------------------------------------------------------------------------
+def mean_over_heads(attention: np.ndarray) -> np.ndarray:
+    """``[layers, rows, cols]``: each layer's attention averaged over its heads."""
+    return np.asarray(attention, np.float32).mean(axis=1, dtype=np.float64).astype(np.float32)
+
+
+def max_over_heads(attention: np.ndarray) -> np.ndarray:
+    """``[layers, rows, cols]``: each layer's elementwise maximum over its heads."""
+    return np.asarray(attention, np.float32).max(axis=1)
+
+
+def mean_over_all(attention: np.ndarray) -> np.ndarray:
+    """``[rows, cols]``: the attention averaged over every layer and head."""
+    return np.asarray(attention, np.float32).mean(axis=(0, 1), dtype=np.float64).astype(np.float32)
+
+
+def max_over_all(attention: np.ndarray) -> np.ndarray:
+    """``[rows, cols]``: the elementwise maximum over every layer and head."""
+    return np.asarray(attention, np.float32).max(axis=(0, 1))
+
+
+def rollout(attention: np.ndarray) -> np.ndarray:
+    """Attention rollout (Abnar & Zuidema, 2020), ``[layers, n, n]``, one matrix per layer.
+
+    Each layer's heads are averaged, the identity is added for the residual connection and
+    the rows are renormalised; the rollout through layer ``l`` is the product of these
+    matrices from layer ``l`` down to layer 0. Entry ``[l, i, j]`` estimates how much of
+    position ``i``'s representation after layer ``l`` flows from input token ``j``; every
+    row sums to 1 and causal sections stay lower triangular.
+
+    Rollout follows information through one stack of self-attention layers, so it is only
+    defined for self-attention sections (rows and cols on the same side). It is *not*
+    defined for cross attention, whose rows and columns are different sequences; for the
+    decoder of an encoder-decoder model it follows the decoder's own path only and ignores
+    what flows in through cross attention.
+    """
+    attention = np.asarray(attention, np.float32)
+    layers, _, rows, cols = attention.shape
+    if rows != cols:
+        raise ValueError("rollout needs self attention (a square matrix per head)")
+    identity = np.eye(rows, dtype=np.float64)
+    out = np.empty((layers, rows, cols), np.float32)
+    flow = identity
+    for layer in range(layers):
+        mixed = attention[layer].mean(axis=0, dtype=np.float64) + identity
+        mixed /= mixed.sum(axis=1, keepdims=True)
+        flow = mixed @ flow
+        out[layer] = flow
+    return out
+
+
+# -- per-head statistics ---------------------------------------------------------------------
+def attendable_keys(rows: int, cols: int, causal: bool) -> np.ndarray:
+    """How many keys each query row may attend to: ``i + 1`` in a causal section, else all."""
+    if causal:
+        return np.minimum(np.arange(rows) + 1, cols)
+    return np.full(rows, cols)
+
+
+def head_statistics(
+    section: Section,
+    *,
+    key_special: Sequence[bool] | None = None,
+    text_b_start: int | None = None,
+) -> dict[str, np.ndarray | None]:
+    """Per-(layer, head) summary statistics of one section, each ``[layers, heads]`` float64.
+
+    Every statistic is a per-row quantity averaged over the query rows:
+
+    ``entropy``
+        ``-sum_j a_ij ln a_ij`` in nats. Uniform attention over ``n`` keys gives ``ln n``.
+    ``entropy_norm``
+        each row's entropy divided by ``ln`` of the number of keys the row may attend to,
+        so 1 means uniform and 0 fully focused, and the short rows of a causal section are
+        judged against their own choice; rows with a single attendable key (no choice) are
+        left out of the average.
+    ``distance``
+        mean attention distance ``sum_j a_ij |i - j|`` in token positions.
+    ``special``
+        the share of attention given to special tokens (``[CLS]``, ``</s>`` ...) of the key side.
+    ``previous``
+        the share given to the previous token ``i - 1``, over rows ``i >= 1``.
+    ``self``
+        the share given to the token itself.
+    ``cross_ab``
+        for sentence pairs, the share that crosses between A (before ``text_b_start``) and
+        B (from it on): A rows attending B keys and B rows attending A keys.
+
+    ``distance``, ``previous``, ``self`` and ``cross_ab`` compare query and key positions, so
+    they are ``None`` for cross attention; ``special`` is ``None`` without ``key_special``
+    and ``cross_ab`` without ``text_b_start``.
+    """
+    attention = section.attention
+    layers, heads, rows, cols = attention.shape
+    same_side = section.rows == section.cols and rows == cols
+    i = np.arange(rows)
+    j = np.arange(cols)
+    keys = attendable_keys(rows, cols, section.causal)
+    choice = keys > 1
+    log_keys = np.log(np.where(choice, keys, 2)).astype(np.float64)
+
+    entropy = np.empty((layers, heads))
+    entropy_norm = np.empty((layers, heads))
+    distance = np.empty((layers, heads)) if same_side else None
+    previous = np.empty((layers, heads)) if same_side and rows > 1 else None
+    self_share = np.empty((layers, heads)) if same_side else None
+    special = np.empty((layers, heads)) if key_special is not None else None
+    pair = same_side and text_b_start is not None and 0 < text_b_start < rows
+    cross_ab = np.empty((layers, heads)) if pair else None
+
+    gap = np.abs(i[:, None] - j[None, :]).astype(np.float64)
+    special_mask = None if key_special is None else np.asarray(key_special, bool)
+    if pair:
+        in_b = i >= text_b_start
+        crossing = in_b[:, None] != in_b[None, :]
+
+    # One layer at a time keeps the float64 temporaries small at 512 tokens.
+    for layer in range(layers):
+        a = attention[layer].astype(np.float64)  # [heads, rows, cols]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            plogp = np.where(a > 0, a * np.log(np.where(a > 0, a, 1.0)), 0.0)
+        row_entropy = -plogp.sum(axis=2)  # [heads, rows]
+        entropy[layer] = row_entropy.mean(axis=1)
+        if choice.any():
+            entropy_norm[layer] = (row_entropy[:, choice] / log_keys[choice]).mean(axis=1)
+        else:
+            entropy_norm[layer] = 0.0
+        if distance is not None:
+            distance[layer] = (a * gap).sum(axis=2).mean(axis=1)
+        if self_share is not None:
+            self_share[layer] = a[:, i, i].mean(axis=1)
+        if previous is not None:
+            previous[layer] = a[:, i[1:], i[1:] - 1].mean(axis=1)
+        if special is not None:
+            special[layer] = a[:, :, special_mask].sum(axis=2).mean(axis=1)
+        if cross_ab is not None:
+            cross_ab[layer] = (a * crossing).sum(axis=2).mean(axis=1)
+    return {
+        "entropy": entropy,
+        "entropy_norm": entropy_norm,
+        "distance": distance,
+        "special": special,
+        "previous": previous,
+        "self": self_share,
+        "cross_ab": cross_ab,
+    }
+
+
+def record_statistics(record: AttentionRecord, name: str) -> dict[str, np.ndarray | None]:
+    """:func:`head_statistics` for section ``name`` of a record, with its sides' token facts."""
+    section = record.sections[name]
+    key_side = record.sides.get(section.cols)
+    row_side = record.sides.get(section.rows)
+    return head_statistics(
+        section,
+        key_special=key_side.special if key_side is not None else None,
+        text_b_start=row_side.text_b_start if row_side is not None and section.rows == section.cols else None,
+    )
+
+
+# -- what the payload ships --------------------------------------------------------------------
+def _included(wanted: Sequence[int] | None, count: int) -> list[int]:
+    # Sorted like the payload's own layer and head lists, so positions line up.
+    if wanted is None:
+        return list(range(count))
+    return sorted({k for k in wanted if 0 <= k < count})
+
+
+def _rounded(values: np.ndarray, rows: list[int], cols: list[int]) -> list[list[float]]:
+    # Five decimals: far finer than any colour scale, and stable across BLAS builds, so a
+    # rebuild of the same record writes the same bytes.
+    return [[round(float(values[r, c]), 5) + 0.0 for c in cols] for r in rows]
+
+
+def payload_extras(record: AttentionRecord, options: FigureOptions) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The extra arrays and the ``analysis`` JSON a figure of ``options.view`` needs.
+
+    Arrays are named ``"<section>.<what>"``, hold values in [0, 1] and are quantised like
+    attention by the payload. Only what the browser cannot work out from the attention it
+    already has is shipped:
+
+    * ``matrix``: ``mean_all`` and ``max_all`` ``[rows, cols]`` over every layer and head
+      of the model, and ``rollout`` ``[included layers, n, n]`` for self-attention sections
+      (rollout through a layer needs every head of every layer below it, shipped or not).
+      Per-layer mean and max over heads are derived in the browser when every head ships
+      (the quantiser is monotone, so the maximum of quantised weights is exactly the
+      quantised maximum, and a mean of quantised weights is as close as a quantised mean);
+      when ``include-heads`` leaves heads out, ``mean_heads`` and ``max_heads``
+      ``[included layers, rows, cols]`` ship so that they still cover all heads.
+    * ``matrix`` and ``summary``: per-head statistics (:func:`head_statistics`) for the
+      included layers and heads, as JSON.
+    * every other view: nothing.
+    """
+    view = options.view
+    if view not in ("matrix", "summary"):
+        return {}, {}
+    arrays: dict[str, np.ndarray] = {}
+    sections: dict[str, Any] = {}
+    for name, section in record.sections.items():
+        layers = _included(options.include_layers, section.layers)
+        heads = _included(options.include_heads, section.heads)
+        stats = record_statistics(record, name)
+        info: dict[str, Any] = {
+            "layers": layers,
+            "heads": heads,
+            "stats": {key: _rounded(value, layers, heads) for key, value in stats.items() if value is not None},
+            "extras": {},
+        }
+        if view == "matrix":
+            attention = section.attention
+            extras = {"mean_all": mean_over_all(attention), "max_all": max_over_all(attention)}
+            if len(heads) < section.heads:
+                extras["mean_heads"] = mean_over_heads(attention)[layers]
+                extras["max_heads"] = max_over_heads(attention)[layers]
+            if section.rows == section.cols:
+                extras["rollout"] = rollout(attention)[layers]
+            for what, values in extras.items():
+                arrays[f"{name}.{what}"] = np.clip(values, 0.0, 1.0).astype(np.float32)
+                info["extras"][what] = f"{name}.{what}"
+        sections[name] = info
+    return arrays, {"version": ANALYSIS_VERSION, "view": view, "sections": sections}

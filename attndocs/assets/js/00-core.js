@@ -1,0 +1,972 @@
+// attndocs core: finds figures, decodes their payloads, owns view state, themes and export.
+//
+// ======================================================================================
+//  CONTRACT FOR VIEW AUTHORS (kept stable; any change is made here first)
+// ======================================================================================
+//
+//  Assembly
+//    Every file in attndocs/assets/js/*.js is concatenated in sorted file-name order into
+//    one attndocs.js. render.py wraps each file as
+//        (function (attndocs) { "use strict"; <file> })(window.attndocs);
+//    so nothing leaks; the only global is window.attndocs. 00-core.js runs first.
+//    Files may only talk to each other through the `attndocs` object.
+//
+//  Registering a view
+//    attndocs.registerView(name, factory)
+//      name     "head" | "model" | "neuron" | "matrix" | "summary" (the figure's view option)
+//      factory  function (fig) -> view, called once per figure after its payload decoded.
+//               It draws into fig.body (and may add controls to fig.controls).
+//      view     { update(changes), destroy?(), toSVG?() -> string, defaults?: {...} }
+//               update(changes) is called after every fig.setState(); `changes` is an
+//               object whose keys are the state keys that changed (values: the new values).
+//               toSVG() returns a complete standalone SVG document of what is shown now;
+//               the core's export buttons use it for both SVG and PNG export.
+//    A view may call fig.defineState({key: defaultValue, ...}) inside its factory to add
+//    its own state keys (numbers, strings, booleans, arrays of numbers); they are synced
+//    to the URL hash like the common ones. Do it before reading fig.state.
+//
+//  The fig object
+//    fig.el         the <figure class="attndocs-figure"> element
+//    fig.id         its id (deterministic; derived from `name` or a content hash)
+//    fig.controls   <div> for the view's controls (selectors, buttons); export buttons are
+//                   appended by the core after the factory returns
+//    fig.body       <div> where the view draws
+//    fig.header     the decoded JSON header:
+//      .view            "head" | "model" | ...
+//      .kind            "encoder" | "decoder" | "encoder-decoder"
+//      .model           {id, revision, type}
+//      .sides           {encoder|decoder: {tokens[], display[], special[0|1], textBStart|null}}
+//      .sections        {encoder|decoder|cross: {rows: sideName, cols: sideName, causal,
+//                        shape: [nRows, nCols], layers: [included layer indices],
+//                        heads: [included head indices], nLayers, nHeads (model totals),
+//                        hasQK, scale}}
+//      .sectionOrder    section names in display order
+//      .neuron          {available: bool, reason: string|null}
+//      .options         {layer, heads, includeLayers, includeHeads, display, caption, alt}
+//      .analysis        JSON from attndocs.analysis.payload_extras (null when absent)
+//      .extras          {name: {shape}} arrays available through fig.extra(name)
+//    fig.attn(section, layer, head) -> Float32Array(rows*cols), row-major (row = query
+//                   token, col = key token); layer/head are MODEL indices (as in
+//                   header.sections[s].layers/heads). Dequantised ((q/255)^2); causal
+//                   sections have zeros above the diagonal. Cached: do not modify it.
+//    fig.attnQ(section, layer, head) -> Uint8Array(rows*cols) of the quantised codes
+//                   (0..255, weight = attndocs.DEQUANT[code]); cheaper for dense drawing.
+//    fig.qk(section, layer, head) -> {q: Float32Array(rows*d), k: Float32Array(cols*d), d,
+//                   bias: Float32Array(rows*cols) | null, scale} or null when the payload
+//                   has no query/key (see header.neuron.reason). Logits are
+//                   scale * q.k + bias (+ causal mask).
+//    fig.extra(name) -> {data: Float32Array, shape: [..]} | null
+//    fig.tokens(sideName) -> display strings; fig.rowSide(section), fig.colSide(section)
+//    fig.state      current state (read only; change it with setState). Common keys:
+//                     section  section name shown
+//                     layer    model layer index
+//                     heads    array of selected model head indices
+//                     token    null | {side: "q" | "k", index}  "q" = a query token (a row
+//                              of the attention matrix, left column of the line view),
+//                              "k" = a key token (a column, right column)
+//                     locked   bool: token stays selected (Enter / click); only a locked
+//                              token goes to the URL hash
+//                     filter   "all" | "aa" | "bb" | "ab" | "ba" (sentence A/B, pairs only)
+//    fig.setState(patch)  merge, call view.update(changes), sync the URL hash
+//                   (#<fig.id>/layer=2&heads=0,3&token=q4&locked=1; written at once, or
+//                   0.4 s after the last change of a long burst). Hover is cheap: it does
+//                   not touch the hash unless the token is locked.
+//    fig.colors()   {fg, bg, muted, grid, accent, pos, neg, heads: [css colours]} read from
+//                   the theme's CSS custom properties
+//    fig.headColor(h) colour of model head h (stable per head index, distinct past 10)
+//    fig.onTheme(cb)  cb(colors) after the theme changed (live); redraw there
+//    fig.announce(text)  speak text in the figure's ARIA live region
+//    fig.canvas(width, height) -> HTMLCanvasElement sized for the device pixel ratio;
+//                   canvas.ctx is its 2d context already scaled to CSS pixels;
+//                   canvas.resize(width, height) changes its size (clears it)
+//    fig.tokenEl(side, index, text, special?) -> <span class="attndocs-token"> real-text
+//                   token with role, tabindex=-1 and aria-label; data-side/data-index set
+//    fig.section(name) -> header.sections[name]
+//    fig.exportSVG() -> string, fig.exportPNG() -> Promise<Blob>  (use view.toSVG)
+//    fig.uid(suffix) -> deterministic element id "<fig.id>-<suffix>"
+//    fig.onDestroy(cb)
+//
+//  Helpers for views (attndocs.util)
+//    el(tag, attrs, children)  DOM builder; attrs.text sets textContent (never innerHTML);
+//                              attrs.on = {event: handler}; other attrs via setAttribute
+//    select(label, items:[{value,label}], value, onChange) -> <label> with a <select>
+//    buttons(label, items:[{value,label}], value, onChange) -> segmented radio group;
+//                              .set(value) updates it
+//    svgDoc(width, height, colors) -> {add(tag, attrs, text?), toString()} escaped SVG
+//    rgba(cssColor, alpha) -> "rgba(...)";  parseColor(css) -> [r,g,b,a]
+//    mix(cssA, cssB, t) -> css colour between the two;  escapeXML(text)
+//    diverging(value, maxAbs, colors) -> css colour (colors.neg .. bg .. colors.pos)
+//    sequential(value01, colors) -> css colour (bg .. colors.accent)
+//    topK(Float32Array, k, mask?) -> [{index, value}] sorted descending
+//    fmt(x) -> short number text;  clamp(x, lo, hi)
+//    roving(container, selector, {onMove(el, i), onEnter(el, i), vertical})
+//                              arrow-key focus movement over items (roving tabindex)
+//    attndocs.DEQUANT        Float32Array(256): code -> weight
+//    attndocs.components.lines(fig, host, opts) -> the line (head-view) drawing, reusable
+//                              by other views (see 30-head.js for its options)
+//    attndocs.components.sectionControl(fig) / layerControl(fig) / filterControl(fig) /
+//                              headButtons(fig, host, getHeads, onChange): the head view's
+//                              controls (encoder/decoder/cross, layer, sentence filter, heads)
+//    attndocs.download(blob, fileName)
+//
+//  Lifecycle
+//    attndocs.boot(root?) boots every not-yet-booted .attndocs-figure under root
+//    (document by default); it runs on DOMContentLoaded and for figures added later.
+//    attndocs.figure(idOrElement) -> fig (after it booted).
+//    The figure element gets data-attndocs-status = "waiting" (a side-file payload not yet
+//    near the viewport) | "loading" | "ready" | "error".
+// ======================================================================================
+
+var VERSION = "1";
+attndocs.version = VERSION;
+
+var views = {};
+var figures = [];          // live fig objects, in boot order
+var byElement = new WeakMap();
+var util = attndocs.util = {};
+attndocs.components = {};
+
+attndocs.registerView = function (name, factory) {
+  views[name] = factory;
+};
+
+attndocs.figure = function (ref) {
+  if (typeof ref === "string") {
+    for (var i = 0; i < figures.length; i++) if (figures[i].id === ref) return figures[i];
+    return null;
+  }
+  return byElement.get(ref) || null;
+};
+
+attndocs.figures = function () {
+  return figures.slice();
+};
+
+// -- small DOM and colour helpers ---------------------------------------------------------
+function el(tag, attrs, children) {
+  var node = document.createElement(tag);
+  if (attrs) {
+    for (var key in attrs) {
+      var value = attrs[key];
+      if (value == null || value === false) continue;
+      if (key === "text") node.textContent = String(value);
+      else if (key === "class") node.className = value;
+      else if (key === "style") node.style.cssText = value;   // CSSOM, allowed under a strict CSP
+      else if (key === "on") for (var ev in value) node.addEventListener(ev, value[ev]);
+      else node.setAttribute(key, value === true ? "" : String(value));
+    }
+  }
+  if (children) {
+    for (var i = 0; i < children.length; i++) {
+      var child = children[i];
+      if (child == null) continue;
+      node.appendChild(typeof child === "string" ? document.createTextNode(child) : child);
+    }
+  }
+  return node;
+}
+util.el = el;
+
+var colorProbe = null;
+var colorCache = {};
+// Any CSS colour -> [r, g, b, a]; the browser does the parsing so named colours work too.
+function parseColor(css) {
+  if (colorCache[css]) return colorCache[css];
+  if (!colorProbe) colorProbe = document.createElement("canvas").getContext("2d");
+  colorProbe.fillStyle = "#000";
+  colorProbe.fillStyle = css;
+  var v = colorProbe.fillStyle, out;
+  if (v.charAt(0) === "#") {
+    out = [parseInt(v.substr(1, 2), 16), parseInt(v.substr(3, 2), 16), parseInt(v.substr(5, 2), 16), 1];
+  } else {
+    var m = v.match(/[\d.]+/g) || ["0", "0", "0"];
+    out = [+m[0], +m[1], +m[2], m.length > 3 ? +m[3] : 1];
+  }
+  colorCache[css] = out;
+  return out;
+}
+util.parseColor = parseColor;
+
+function rgba(css, alpha) {
+  var c = parseColor(css);
+  return "rgba(" + c[0] + "," + c[1] + "," + c[2] + "," + (+alpha.toFixed(4)) + ")";
+}
+util.rgba = rgba;
+
+function mix(a, b, t) {
+  var x = parseColor(a), y = parseColor(b);
+  return "rgb(" + Math.round(x[0] + (y[0] - x[0]) * t) + "," + Math.round(x[1] + (y[1] - x[1]) * t) + "," +
+    Math.round(x[2] + (y[2] - x[2]) * t) + ")";
+}
+util.mix = mix;
+
+function clamp(x, lo, hi) {
+  return x < lo ? lo : x > hi ? hi : x;
+}
+util.clamp = clamp;
+
+util.diverging = function (value, maxAbs, colors) {
+  if (!(maxAbs > 0) || !isFinite(value)) return colors.bg;
+  var t = clamp(Math.abs(value) / maxAbs, 0, 1);
+  return mix(colors.bg, value >= 0 ? colors.pos : colors.neg, Math.sqrt(t));
+};
+
+util.sequential = function (value, colors) {
+  return mix(colors.bg, colors.accent, clamp(isFinite(value) ? value : 0, 0, 1));
+};
+
+util.fmt = function (x) {
+  if (x == null || isNaN(x)) return "–";
+  if (!isFinite(x)) return x > 0 ? "∞" : "−∞";
+  var a = Math.abs(x);
+  if (a !== 0 && (a < 0.001 || a >= 10000)) return x.toExponential(1);
+  return (a >= 100 ? x.toFixed(0) : a >= 10 ? x.toFixed(1) : a >= 1 ? x.toFixed(2) : x.toFixed(3)).replace("-", "−");
+};
+
+util.topK = function (values, k, mask) {
+  var out = [];
+  for (var i = 0; i < values.length; i++) {
+    if (mask && !mask[i]) continue;
+    var v = values[i];
+    if (out.length < k || v > out[out.length - 1].value) {
+      out.push({ index: i, value: v });
+      out.sort(function (a, b) { return b.value - a.value || a.index - b.index; });
+      if (out.length > k) out.pop();
+    }
+  }
+  return out;
+};
+
+function escapeXML(text) {
+  return String(text).replace(/[&<>"']/g, function (c) {
+    return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
+  }).replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, "");
+}
+util.escapeXML = escapeXML;
+
+// A tiny SVG writer: every attribute value and text is escaped, so tokens stay data.
+util.svgDoc = function (width, height, colors) {
+  var parts = [];
+  var doc = {
+    add: function (tag, attrs, text) {
+      var s = "<" + tag;
+      for (var key in attrs) {
+        if (attrs[key] == null) continue;
+        var v = attrs[key];
+        if (typeof v === "number") v = +v.toFixed(2);
+        s += " " + key + '="' + escapeXML(v) + '"';
+      }
+      parts.push(text == null ? s + "/>" : s + ">" + escapeXML(text) + "</" + tag + ">");
+      return doc;
+    },
+    raw: function (markup) { parts.push(markup); return doc; },
+    toString: function () {
+      return '<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="' +
+        Math.ceil(width) + '" height="' + Math.ceil(height) + '" viewBox="0 0 ' + Math.ceil(width) + " " +
+        Math.ceil(height) + '" font-family="system-ui, sans-serif" font-size="12">' +
+        '<rect width="100%" height="100%" fill="' + escapeXML(colors.bg) + '"/>' + parts.join("") + "</svg>";
+    },
+  };
+  return doc;
+};
+
+// <label>Layer <select></label>; items are {value, label}.
+util.select = function (label, items, value, onChange) {
+  var select = el("select", { class: "attndocs-select" });
+  items.forEach(function (item) {
+    var opt = el("option", { value: String(item.value), text: item.label });
+    if (String(item.value) === String(value)) opt.selected = true;
+    select.appendChild(opt);
+  });
+  select.addEventListener("change", function () {
+    var hit = items.filter(function (item) { return String(item.value) === select.value; })[0];
+    onChange(hit ? hit.value : select.value);
+  });
+  var wrap = el("label", { class: "attndocs-control" }, [el("span", { text: label }), select]);
+  wrap.select = select;
+  wrap.set = function (v) { select.value = String(v); };
+  return wrap;
+};
+
+// A segmented radio group (buttons with aria-pressed); arrow keys move between buttons.
+util.buttons = function (label, items, value, onChange) {
+  var group = el("div", { class: "attndocs-segmented", role: "group", "aria-label": label });
+  var buttons = items.map(function (item) {
+    var b = el("button", {
+      type: "button", class: "attndocs-seg", text: item.label, "data-value": String(item.value),
+      title: item.title || null, "aria-pressed": String(String(item.value) === String(value)),
+    });
+    b.addEventListener("click", function () { onChange(item.value); });
+    group.appendChild(b);
+    return b;
+  });
+  group.set = function (v) {
+    buttons.forEach(function (b) { b.setAttribute("aria-pressed", String(b.getAttribute("data-value") === String(v))); });
+  };
+  util.roving(group, "button", {});
+  return group;
+};
+
+// Roving tabindex: one item of the group is tabbable, arrows move focus between items.
+// opts: vertical (bool, default false: left/right), onMove(el, index), onEnter(el, index),
+//       onKey(event, index) -> true when it handled the key itself.
+util.roving = function (container, selector, opts) {
+  opts = opts || {};
+  function items() { return Array.prototype.slice.call(container.querySelectorAll(selector)); }
+  function focusAt(list, i) {
+    i = clamp(i, 0, list.length - 1);
+    list.forEach(function (node, j) { node.tabIndex = j === i ? 0 : -1; });
+    list[i].focus();
+    if (opts.onMove) opts.onMove(list[i], i);
+  }
+  var initial = items();
+  initial.forEach(function (node, j) { node.tabIndex = j === 0 ? 0 : -1; });
+  container.addEventListener("keydown", function (e) {
+    var list = items();
+    var i = list.indexOf(e.target);
+    if (i < 0) return;
+    if (opts.onKey && opts.onKey(e, i, list)) { e.preventDefault(); return; }
+    var prev = opts.vertical ? "ArrowUp" : "ArrowLeft", next = opts.vertical ? "ArrowDown" : "ArrowRight";
+    if (e.key === prev) focusAt(list, i - 1);
+    else if (e.key === next) focusAt(list, i + 1);
+    else if (e.key === "Home") focusAt(list, 0);
+    else if (e.key === "End") focusAt(list, list.length - 1);
+    else if (e.key === "Enter" && opts.onEnter) opts.onEnter(list[i], i);
+    else return;
+    e.preventDefault();
+  });
+  return { focusAt: function (i) { focusAt(items(), i); }, items: items };
+};
+
+// -- themes -------------------------------------------------------------------------------
+var media = window.matchMedia ? window.matchMedia("(prefers-color-scheme: dark)") : null;
+
+// The host page's own light/dark switch, or null when it has none. Furo keeps it on
+// body[data-theme] (light|dark|auto), pydata on html[data-theme], Material on
+// data-md-color-scheme (default|slate|custom names: judged by the page background).
+function hostTheme() {
+  var body = document.body, html = document.documentElement;
+  var furo = body && body.getAttribute("data-theme");
+  if (furo === "dark" || furo === "light") return furo;
+  var pydata = html.getAttribute("data-theme");
+  if (pydata === "dark" || pydata === "light") return pydata;
+  var md = (body && body.getAttribute("data-md-color-scheme")) || html.getAttribute("data-md-color-scheme");
+  if (md === "slate") return "dark";
+  if (md === "default") return "light";
+  if (md) return backgroundIsDark(body || html) ? "dark" : "light";
+  // Notebook front-ends: JupyterLab marks its theme on body, VS Code uses body classes.
+  var jupyter = body && body.getAttribute("data-jp-theme-light");
+  if (jupyter === "true" || jupyter === "false") return jupyter === "true" ? "light" : "dark";
+  if (body && body.classList.contains("vscode-dark")) return "dark";
+  if (body && body.classList.contains("vscode-light")) return "light";
+  return null;
+}
+
+function backgroundIsDark(node) {
+  var c = parseColor(getComputedStyle(node).backgroundColor || "#fff");
+  if (c[3] === 0) return false;
+  return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2] < 128;
+}
+
+// What is actually painted behind a figure: the first ancestor with an opaque background.
+// Themes without a dark mode (alabaster, Read the Docs) stay light when the reader's system
+// is dark; themes that switch through CSS alone change this colour with the system.
+function backdropTheme(el) {
+  for (var node = el && el.parentElement; node; node = node.parentElement) {
+    var bg = getComputedStyle(node).backgroundColor;
+    if (!bg) continue;
+    var c = parseColor(bg);
+    if (c[3] > 0.5) return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2] < 128 ? "dark" : "light";
+  }
+  return null;
+}
+
+function resolveTheme(display, el) {
+  if (display === "light" || display === "dark") return display;
+  return hostTheme() || backdropTheme(el) || (media && media.matches ? "dark" : "light");
+}
+
+function refreshThemes() {
+  figures.forEach(function (fig) { fig._applyTheme(); });
+}
+
+var themeWatching = false;
+function watchThemes() {
+  if (themeWatching) return;
+  themeWatching = true;
+  if (media) {
+    if (media.addEventListener) media.addEventListener("change", refreshThemes);
+    else if (media.addListener) media.addListener(refreshThemes);
+  }
+  if (window.MutationObserver) {
+    var observer = new MutationObserver(refreshThemes);
+    var attrs = {
+      attributes: true,
+      attributeFilter: ["data-theme", "data-md-color-scheme", "data-mode", "data-jp-theme-light", "class", "style"],
+    };
+    observer.observe(document.documentElement, attrs);
+    if (document.body) observer.observe(document.body, attrs);
+  }
+}
+
+// -- URL hash state -----------------------------------------------------------------------
+// "#<figure id>/layer=2&heads=0,3&token=q4&locked=1": prose can link to one view state.
+function parseHash() {
+  var raw = window.location.hash.slice(1);
+  var slash = raw.indexOf("/");
+  if (slash < 0) return null;
+  var id, query;
+  try {
+    id = decodeURIComponent(raw.slice(0, slash));
+    query = raw.slice(slash + 1);
+  } catch (e) {
+    return null;
+  }
+  var values = {};
+  query.split("&").forEach(function (pair) {
+    var eq = pair.indexOf("=");
+    if (eq < 0) return;
+    try {
+      values[decodeURIComponent(pair.slice(0, eq))] = decodeURIComponent(pair.slice(eq + 1));
+    } catch (e) { /* a malformed pair is ignored, the rest still applies */ }
+  });
+  return { id: id, values: values };
+}
+
+function encodeValue(v) {
+  if (v === true) return "1";
+  if (v === false) return "0";
+  if (Array.isArray(v)) return v.join(",");
+  if (v && typeof v === "object") return v.side + v.index;
+  return String(v);
+}
+
+function decodeValue(text, like) {
+  if (typeof like === "boolean") return text === "1" || text === "true";
+  if (typeof like === "number") {
+    var n = Number(text);
+    return isFinite(n) ? n : undefined;
+  }
+  if (Array.isArray(like)) {
+    if (text === "") return [];
+    var arr = text.split(",").map(Number);
+    return arr.every(function (x) { return isFinite(x); }) ? arr : undefined;
+  }
+  return text;
+}
+
+function sameValue(a, b) {
+  if (a === b) return true;
+  if (Array.isArray(a) && Array.isArray(b)) {
+    if (a.length !== b.length) return false;
+    for (var i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+    return true;
+  }
+  if (a && b && typeof a === "object" && typeof b === "object") return a.side === b.side && a.index === b.index;
+  return false;
+}
+
+// -- decoding helpers (the payload layout lives in 10-payload.js) ----------------------
+var DEQUANT = new Float32Array(256);
+for (var qi = 0; qi < 256; qi++) DEQUANT[qi] = (qi / 255) * (qi / 255);
+attndocs.DEQUANT = DEQUANT;
+
+// -- the fig object -----------------------------------------------------------------------
+var DECODED_BUDGET = 48 * 1024 * 1024;  // bytes of dequantised attention kept per figure
+
+function Figure(root, header, body) {
+  var fig = this;
+  fig.el = root;
+  fig.id = root.id || "attndocs-figure";
+  fig.header = header;
+  fig._body = body;
+  fig._themeCallbacks = [];
+  fig._destroyCallbacks = [];
+  fig._cache = new Map();
+  fig._cacheBytes = 0;
+  fig._hashEnabled = header.options.hash !== false;
+  fig._defaults = {};
+  fig._transient = { token: true };
+  fig.state = {};
+  fig.view = null;
+
+  var frame = root.querySelector(".attndocs-frame") || root;
+  frame.textContent = "";
+  fig.frame = frame;
+  fig.controls = el("div", { class: "attndocs-controls" });
+  fig.body = el("div", { class: "attndocs-body" });
+  fig.live = el("div", { class: "attndocs-sr", "aria-live": "polite", role: "status", id: fig.uid("live") });
+  fig.help = el("p", {
+    class: "attndocs-sr", id: fig.uid("help"),
+    text: "Arrow keys move between tokens and heads, Enter locks the selection, Escape clears it.",
+  });
+  frame.appendChild(fig.controls);
+  frame.appendChild(fig.body);
+  frame.appendChild(fig.live);
+  frame.appendChild(fig.help);
+  frame.setAttribute("aria-describedby", fig.uid("help"));
+}
+attndocs.Figure = Figure;
+
+Figure.prototype.uid = function (suffix) {
+  return this.id + "-" + suffix;
+};
+
+Figure.prototype.section = function (name) {
+  return this.header.sections[name];
+};
+Figure.prototype.rowSide = function (name) {
+  return this.header.sections[name].rows;
+};
+Figure.prototype.colSide = function (name) {
+  return this.header.sections[name].cols;
+};
+Figure.prototype.tokens = function (sideName) {
+  var side = this.header.sides[sideName];
+  return side ? side.display : [];
+};
+
+Figure.prototype._remember = function (key, value, bytes) {
+  this._cache.set(key, value);
+  this._cacheBytes += bytes;
+  // Evict oldest entries first so long inputs cannot grow memory without bound.
+  while (this._cacheBytes > DECODED_BUDGET && this._cache.size > 1) {
+    var oldest = this._cache.keys().next().value;
+    var old = this._cache.get(oldest);
+    this._cacheBytes -= old.byteLength || (old.data && old.data.byteLength) || 0;
+    this._cache.delete(oldest);
+  }
+  return value;
+};
+
+Figure.prototype.attnQ = function (section, layer, head) {
+  var key = "q|" + section + "|" + layer + "|" + head;
+  var hit = this._cache.get(key);
+  if (hit) return hit;
+  var codes = attndocs._attnCodes(this, section, layer, head);
+  if (codes.buffer === this._body.buffer) return codes;  // a view into the body: free to keep
+  return this._remember(key, codes, codes.byteLength);
+};
+
+Figure.prototype.attn = function (section, layer, head) {
+  var key = "f|" + section + "|" + layer + "|" + head;
+  var hit = this._cache.get(key);
+  if (hit) return hit;
+  var codes = this.attnQ(section, layer, head);
+  var out = new Float32Array(codes.length);
+  for (var i = 0; i < codes.length; i++) out[i] = DEQUANT[codes[i]];
+  return this._remember(key, out, out.byteLength);
+};
+
+Figure.prototype.qk = function (section, layer, head) {
+  var key = "k|" + section + "|" + layer + "|" + head;
+  var hit = this._cache.get(key);
+  if (hit) return hit;
+  var value = attndocs._qk(this, section, layer, head);
+  if (!value) return null;
+  var bytes = value.q.byteLength + value.k.byteLength + (value.bias ? value.bias.byteLength : 0);
+  return this._remember(key, value, bytes);
+};
+
+Figure.prototype.extra = function (name) {
+  var key = "x|" + name;
+  var hit = this._cache.get(key);
+  if (hit) return hit;
+  var value = attndocs._extra(this, name);
+  if (!value) return null;
+  return this._remember(key, value, value.data.byteLength);
+};
+
+Figure.prototype.defineState = function (defaults) {
+  for (var key in defaults) {
+    this._defaults[key] = defaults[key];
+    if (!(key in this.state)) this.state[key] = defaults[key];
+  }
+  if (this._pendingHash) this._applyHashValues(this._pendingHash, true);
+};
+
+Figure.prototype.setState = function (patch, quiet) {
+  var changes = {}, any = false, synced = false;
+  for (var key in patch) {
+    var value = patch[key];
+    if (sameValue(this.state[key], value)) continue;
+    this.state[key] = value;
+    changes[key] = value;
+    any = true;
+    if (!this._transient[key] || (key === "token" && this.state.locked)) synced = true;
+  }
+  if (!any) return changes;
+  if (this.view && this.view.update) this.view.update(changes);
+  if (synced && !quiet) this._scheduleHash();
+  return changes;
+};
+
+// The hash is written at once, unless the page has written it very often lately: browsers
+// throttle (Chrome) or refuse (Safari: 100 per 30 s) rapid history.replaceState calls, which
+// holding an arrow key on a selector would reach. Then only the last change of a burst is
+// written, shortly after it.
+var hashWrites = [];
+Figure.prototype._scheduleHash = function () {
+  var fig = this, now = Date.now();
+  while (hashWrites.length && now - hashWrites[0] > 30000) hashWrites.shift();
+  clearTimeout(fig._hashTimer);
+  if (hashWrites.length < 40) {
+    hashWrites.push(now);
+    fig._writeHash();
+    return;
+  }
+  fig._hashTimer = setTimeout(function () {
+    hashWrites.push(Date.now());
+    fig._writeHash();
+  }, 400);
+};
+
+Figure.prototype._writeHash = function () {
+  if (!this._hashEnabled || !window.history || !history.replaceState) return;
+  var parts = [];
+  for (var key in this.state) {
+    if (this._transient[key] && !(key === "token" && this.state.locked)) continue;
+    var value = this.state[key];
+    if (value == null) continue;
+    if (key in this._defaults && sameValue(this._defaults[key], value)) continue;
+    parts.push(encodeURIComponent(key) + "=" + encodeURIComponent(encodeValue(value)));
+  }
+  var hash = "#" + encodeURIComponent(this.id) + "/" + parts.join("&");
+  try {
+    history.replaceState(history.state, "", hash);
+  } catch (e) {
+    // Sandboxed frames (some notebook front-ends) refuse; the state simply is not linkable.
+  }
+};
+
+// Apply {key: text} from a URL hash; values that do not fit this figure are ignored.
+Figure.prototype._applyHashValues = function (values, initial) {
+  var patch = {}, header = this.header, state = this.state;
+  for (var key in values) {
+    if (!(key in state) && !(key in this._defaults)) continue;
+    var text = values[key], value;
+    if (key === "token") {
+      var m = /^([qk])(\d+)$/.exec(text);
+      if (!m) continue;
+      value = { side: m[1], index: +m[2] };
+    } else {
+      var like = key in this._defaults ? this._defaults[key] : state[key];
+      if (key === "heads") like = [];
+      value = decodeValue(text, like);
+    }
+    if (value === undefined) continue;
+    patch[key] = value;
+  }
+  patch = attndocs._validateState(this, patch);
+  if (initial) {
+    for (var k in patch) this.state[k] = patch[k];
+  } else {
+    this.setState(patch, true);
+  }
+};
+
+Figure.prototype.colors = function () {
+  if (this._colors) return this._colors;
+  var style = getComputedStyle(this.el);
+  function v(name, fallback) {
+    var value = style.getPropertyValue("--attndocs-" + name).trim();
+    return value || fallback;
+  }
+  var heads = v("heads", "#0072B2,#D55E00,#009E73,#CC79A7,#E69F00,#56B4E9").split(",").map(function (s) {
+    return s.trim();
+  }).filter(Boolean);
+  this._colors = {
+    fg: v("fg", "#1f2328"), bg: v("bg", "#ffffff"), muted: v("muted", "#6e7781"), grid: v("grid", "#d0d7de"),
+    accent: v("accent", "#0969da"), pos: v("pos", "#0072B2"), neg: v("neg", "#D55E00"), heads: heads,
+    theme: this.el.getAttribute("data-attndocs-theme") || "light",
+  };
+  return this._colors;
+};
+
+// Beyond the palette, colours cycle with alternating lighter/darker shades so that heads
+// 12..23 differ from 0..11; the head number is always shown next to the colour too.
+Figure.prototype.headColor = function (h) {
+  var colors = this.colors(), palette = colors.heads, n = palette.length;
+  var base = palette[h % n], round = Math.floor(h / n);
+  if (round === 0) return base;
+  var toward = round % 2 === 1 ? colors.bg : colors.fg;
+  return mix(base, toward, Math.min(0.45, 0.3 * Math.ceil(round / 2)));
+};
+
+Figure.prototype.onTheme = function (cb) {
+  this._themeCallbacks.push(cb);
+};
+
+Figure.prototype.onDestroy = function (cb) {
+  this._destroyCallbacks.push(cb);
+};
+
+Figure.prototype._applyTheme = function () {
+  var theme = resolveTheme(this.header.options.display || "auto", this.el);
+  if (this.el.getAttribute("data-attndocs-theme") === theme && this._colors) return;
+  this.el.setAttribute("data-attndocs-theme", theme);
+  this._colors = null;
+  var colors = this.colors();
+  this._themeCallbacks.forEach(function (cb) { cb(colors); });
+};
+
+Figure.prototype.announce = function (text) {
+  var live = this.live;
+  // Clearing first makes screen readers repeat an identical message.
+  live.textContent = "";
+  setTimeout(function () { live.textContent = text; }, 30);
+  this._lastAnnouncement = text;
+};
+
+Figure.prototype.canvas = function (width, height) {
+  var canvas = el("canvas", { class: "attndocs-canvas", "aria-hidden": "true" });
+  canvas.resize = function (w, h) {
+    var ratio = window.devicePixelRatio || 1;
+    // Keep the backing store bounded for very long inputs (512 tokens is ~9000 px tall).
+    var maxPixels = 24e6;
+    if (w * h * ratio * ratio > maxPixels) ratio = Math.max(0.5, Math.sqrt(maxPixels / Math.max(1, w * h)));
+    canvas.width = Math.max(1, Math.round(w * ratio));
+    canvas.height = Math.max(1, Math.round(h * ratio));
+    canvas.style.width = w + "px";
+    canvas.style.height = h + "px";
+    canvas.cssWidth = w;
+    canvas.cssHeight = h;
+    canvas.ratio = ratio;
+    canvas.ctx = canvas.getContext("2d");
+    canvas.ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+  };
+  canvas.resize(width, height);
+  return canvas;
+};
+
+Figure.prototype.tokenEl = function (side, index, text, special) {
+  var label = (side === "q" ? "query" : side === "k" ? "key" : side) + " token " + (index + 1) + ": " + text;
+  return el("span", {
+    class: "attndocs-token" + (special ? " attndocs-special" : ""), role: "button", tabindex: "-1",
+    "data-side": side, "data-index": String(index), "aria-label": label, text: text,
+  });
+};
+
+Figure.prototype.exportSVG = function () {
+  if (!this.view || !this.view.toSVG) throw new Error("this view cannot be exported");
+  return this.view.toSVG();
+};
+
+Figure.prototype.exportPNG = function () {
+  var svg = this.exportSVG();
+  return new Promise(function (resolve, reject) {
+    var url = URL.createObjectURL(new Blob([svg], { type: "image/svg+xml" }));
+    var img = new Image();
+    img.onload = function () {
+      var scale = 2;
+      var canvas = document.createElement("canvas");
+      canvas.width = Math.max(1, img.naturalWidth * scale);
+      canvas.height = Math.max(1, img.naturalHeight * scale);
+      var ctx = canvas.getContext("2d");
+      ctx.scale(scale, scale);
+      ctx.drawImage(img, 0, 0);
+      URL.revokeObjectURL(url);
+      canvas.toBlob(function (blob) { blob ? resolve(blob) : reject(new Error("PNG encoding failed")); }, "image/png");
+    };
+    img.onerror = function () {
+      URL.revokeObjectURL(url);
+      reject(new Error("the SVG could not be rasterised"));
+    };
+    img.src = url;
+  });
+};
+
+Figure.prototype.exportName = function (ext) {
+  var s = this.state, name = this.id + "-" + this.header.view;
+  if (s.layer != null) name += "-layer" + s.layer;
+  return name + "." + ext;
+};
+
+Figure.prototype.destroy = function () {
+  if (this.view && this.view.destroy) this.view.destroy();
+  this._destroyCallbacks.forEach(function (cb) { cb(); });
+  var i = figures.indexOf(this);
+  if (i >= 0) figures.splice(i, 1);
+  // Drop the decoded data: a page that swaps content (notebooks, instant navigation)
+  // must not keep every figure it ever showed.
+  this._cache.clear();
+  this._cacheBytes = 0;
+  this._body = new Uint8Array(0);
+  this.view = null;
+};
+
+// Figures whose element left the document are destroyed.
+function sweepRemoved() {
+  figures.slice().forEach(function (fig) {
+    if (!fig.el.isConnected) fig.destroy();
+  });
+}
+
+function download(blob, name) {
+  var url = URL.createObjectURL(blob);
+  var a = el("a", { href: url, download: name, style: "display:none" });
+  document.body.appendChild(a);
+  a.click();
+  setTimeout(function () { URL.revokeObjectURL(url); a.remove(); }, 0);
+}
+attndocs.download = download;
+
+function addExportButtons(fig) {
+  if (!fig.view || !fig.view.toSVG) return;
+  var box = el("div", { class: "attndocs-export", role: "group", "aria-label": "Export" });
+  box.appendChild(el("button", {
+    type: "button", class: "attndocs-button", text: "PNG", title: "Download the current view as PNG",
+    "aria-label": "Download the current view as a PNG image", "data-export": "png",
+    on: { click: function () {
+      fig.exportPNG().then(function (blob) { download(blob, fig.exportName("png")); }, function (err) {
+        fig.announce("Export failed: " + err.message);
+      });
+    } },
+  }));
+  box.appendChild(el("button", {
+    type: "button", class: "attndocs-button", text: "SVG", title: "Download the current view as SVG",
+    "aria-label": "Download the current view as an SVG image", "data-export": "svg",
+    on: { click: function () {
+      download(new Blob([fig.exportSVG()], { type: "image/svg+xml" }), fig.exportName("svg"));
+    } },
+  }));
+  fig.controls.appendChild(box);
+}
+
+// Keep only values that fit the figure's header (hash links may be stale or hand-written).
+attndocs._validateState = function (fig, patch) {
+  var header = fig.header, out = {};
+  var sectionName = patch.section != null ? patch.section : fig.state.section;
+  if (patch.section != null && !header.sections[patch.section]) delete patch.section;
+  if (!header.sections[sectionName]) sectionName = header.sectionOrder[0];
+  var section = header.sections[sectionName];
+  for (var key in patch) {
+    var v = patch[key];
+    if (key === "layer" && section.layers.indexOf(v) < 0) continue;
+    if (key === "heads" && !(Array.isArray(v) && v.every(function (h) { return section.heads.indexOf(h) >= 0; }))) continue;
+    if (key === "token" && v) {
+      var n = v.side === "q" ? section.shape[0] : section.shape[1];
+      if (!(v.index >= 0 && v.index < n)) continue;
+    }
+    if (key === "filter" && ["all", "aa", "bb", "ab", "ba"].indexOf(v) < 0) continue;
+    out[key] = v;
+  }
+  return out;
+};
+
+function initialState(header) {
+  var order = header.sectionOrder;
+  var section = header.sections[order[0]];
+  var o = header.options;
+  return {
+    section: order[0],
+    layer: o.layer != null && section.layers.indexOf(o.layer) >= 0 ? o.layer : section.layers[0],
+    heads: (o.heads || section.heads).filter(function (h) { return section.heads.indexOf(h) >= 0; }),
+    token: null,
+    locked: false,
+    filter: "all",
+  };
+}
+
+function showError(figEl, message) {
+  figEl.setAttribute("data-attndocs-status", "error");
+  var frame = figEl.querySelector(".attndocs-frame") || figEl;
+  frame.textContent = "";
+  frame.appendChild(el("div", { class: "attndocs-placeholder", role: "note" }, [
+    el("strong", { text: "Attention figure unavailable: " }), message,
+  ]));
+}
+
+function startFigure(figEl, header, body) {
+  var factory = views[header.view];
+  if (!factory) {
+    showError(figEl, "this page's attndocs.js has no '" + header.view + "' view");
+    return;
+  }
+  var fig = new Figure(figEl, header, body);
+  byElement.set(figEl, fig);
+  figures.push(fig);
+  fig.state = initialState(header);
+  fig._defaults = {
+    section: fig.state.section, layer: fig.state.layer, heads: fig.state.heads.slice(), token: null,
+    locked: false, filter: "all",
+  };
+  var hash = parseHash();
+  if (hash && hash.id === fig.id) {
+    fig._pendingHash = hash.values;
+    fig._applyHashValues(hash.values, true);
+  }
+  fig._applyTheme();
+  watchThemes();
+  try {
+    fig.view = factory(fig) || {};
+  } catch (err) {
+    console.warn("attndocs: the " + header.view + " view failed", err);
+    showError(figEl, "the " + header.view + " view failed: " + (err && err.message));
+    return;
+  }
+  fig._pendingHash = null;
+  addExportButtons(fig);
+  figEl.addEventListener("keydown", function (e) {
+    if (e.key === "Escape" && !e.defaultPrevented && (fig.state.token || fig.state.locked)) {
+      fig.setState({ token: null, locked: false });
+      fig.announce("Selection cleared");
+      e.preventDefault();
+    }
+  });
+  figEl.setAttribute("data-attndocs-status", "ready");
+  if (hash && hash.id === fig.id && figEl.scrollIntoView) figEl.scrollIntoView({ block: "start" });
+}
+
+var booted = new WeakSet();
+
+function bootOne(figEl) {
+  if (booted.has(figEl)) return;
+  booted.add(figEl);
+  figEl.setAttribute("data-attndocs-status", "loading");
+  attndocs._loadPayload(figEl).then(function (payload) {
+    startFigure(figEl, payload.header, payload.body);
+  }, function (err) {
+    console.warn("attndocs: cannot read a figure's payload", err);
+    showError(figEl, err && err.message ? err.message : String(err));
+  });
+}
+
+attndocs.boot = function (root) {
+  var nodes = (root || document).querySelectorAll(".attndocs-figure[data-attndocs-view]");
+  for (var i = 0; i < nodes.length; i++) {
+    if (!booted.has(nodes[i])) attndocs._schedule(nodes[i], bootOne);
+  }
+};
+
+attndocs.start = function () {
+  if (attndocs._started) return attndocs.boot();
+  attndocs._started = true;
+  function go() {
+    attndocs.boot();
+    // Figures added later (notebook outputs, instant navigation) boot as they appear.
+    if (window.MutationObserver) {
+      new MutationObserver(function (records) {
+        var added = false, removed = false;
+        for (var i = 0; i < records.length; i++) {
+          if (records[i].addedNodes.length) added = true;
+          if (records[i].removedNodes.length) removed = true;
+        }
+        if (removed) sweepRemoved();
+        if (added) attndocs.boot();
+      }).observe(document.body || document.documentElement, { childList: true, subtree: true });
+    }
+    window.addEventListener("hashchange", function () {
+      // A link the reader followed wins over state changes still waiting to be written.
+      figures.forEach(function (f) { clearTimeout(f._hashTimer); });
+      var hash = parseHash();
+      if (!hash) return;
+      var fig = attndocs.figure(hash.id);
+      if (!fig) return;
+      fig._applyHashValues(hash.values, false);
+      if (fig.el.scrollIntoView) fig.el.scrollIntoView({ block: "start" });
+    });
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", go);
+  else go();
+};

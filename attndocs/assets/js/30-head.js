@@ -1,0 +1,578 @@
+// attndocs head view: BertViz-style lines between query and key tokens, one colour per head.
+//
+// attndocs.components.lines(fig, host, opts) is the reusable drawing (the model view's
+// detail panel uses it too). opts:
+//   pick()      -> {section, layer, heads} to draw (default: from fig.state)
+//   maxHeight   css max-height of the scroll box (default from CSS)
+// It returns {el, draw(), relayout(), toSVG(title) -> string, destroy()}.
+// It reads fig.state.token / locked / filter and sets them on hover, click and keys.
+
+var util = attndocs.util;
+var el = util.el;
+var DEQUANT = attndocs.DEQUANT;
+var BUCKETS = 16;
+
+// code -> alpha bucket (0 = not drawn) for a given minimum weight.
+var bucketTables = {};
+function bucketTable(minWeight) {
+  var key = String(minWeight);
+  if (bucketTables[key]) return bucketTables[key];
+  var table = new Uint8Array(256);
+  for (var c = 1; c < 256; c++) {
+    var a = DEQUANT[c];
+    table[c] = a < minWeight ? 0 : Math.max(1, Math.min(BUCKETS, Math.ceil(a * BUCKETS)));
+  }
+  bucketTables[key] = table;
+  return table;
+}
+attndocs._bucketTable = bucketTable;
+attndocs._BUCKETS = BUCKETS;
+
+// Sentence A/B masks of the rows and columns for a filter ("all", "aa", "bb", "ab", "ba").
+function pairMasks(fig, sectionName, filter) {
+  var info = fig.section(sectionName);
+  var rows = info.shape[0], cols = info.shape[1];
+  var rowMask = new Uint8Array(rows).fill(1), colMask = new Uint8Array(cols).fill(1);
+  var rowB = fig.header.sides[info.rows].textBStart, colB = fig.header.sides[info.cols].textBStart;
+  if (!filter || filter === "all" || rowB == null || colB == null) {
+    return { rows: rowMask, cols: colMask, active: false, key: sectionName + "|all" };
+  }
+  var wantRow = filter.charAt(0), wantCol = filter.charAt(1);
+  for (var i = 0; i < rows; i++) rowMask[i] = (i < rowB ? "a" : "b") === wantRow ? 1 : 0;
+  for (var j = 0; j < cols; j++) colMask[j] = (j < colB ? "a" : "b") === wantCol ? 1 : 0;
+  return { rows: rowMask, cols: colMask, active: true, key: sectionName + "|" + filter };
+}
+attndocs._pairMasks = pairMasks;
+
+function hasPair(fig, sectionName) {
+  var info = fig.section(sectionName);
+  return fig.header.sides[info.rows].textBStart != null && fig.header.sides[info.cols].textBStart != null;
+}
+attndocs._hasPair = hasPair;
+
+// [0,1,2,3,7] -> "0–3, 7"
+function ranges(list) {
+  var out = [], start = null, prev = null;
+  list.concat([Infinity]).forEach(function (x) {
+    if (start !== null && x === prev + 1) { prev = x; return; }
+    if (start !== null) out.push(start === prev ? String(start) : start + "–" + prev);
+    start = prev = x;
+  });
+  return out.join(", ");
+}
+attndocs._ranges = ranges;
+
+var SECTION_LABELS = { encoder: "Encoder", decoder: "Decoder", cross: "Cross" };
+attndocs._sectionLabel = function (name) { return SECTION_LABELS[name] || name; };
+
+// Mean attention of the selected heads from one token, for the live region.
+function describeToken(fig, pick, token) {
+  var info = fig.section(pick.section);
+  var rows = info.shape[0], cols = info.shape[1];
+  var fromTokens = fig.tokens(token.side === "q" ? info.rows : info.cols);
+  var toTokens = fig.tokens(token.side === "q" ? info.cols : info.rows);
+  var n = token.side === "q" ? cols : rows;
+  var sum = new Float32Array(n);
+  pick.heads.forEach(function (h) {
+    var a = fig.attn(pick.section, pick.layer, h);
+    for (var x = 0; x < n; x++) sum[x] += token.side === "q" ? a[token.index * cols + x] : a[x * cols + token.index];
+  });
+  var k = Math.max(1, pick.heads.length);
+  var top = util.topK(sum, 3).map(function (t) {
+    return "“" + toTokens[t.index] + "” " + util.fmt(t.value / k);
+  });
+  var verb = token.side === "q" ? " attends most to " : " is attended most by ";
+  var heads = pick.heads.length === 1 ? "head " + pick.heads[0] : pick.heads.length + " heads";
+  return "Layer " + pick.layer + ", " + heads + ": “" + fromTokens[token.index] + "”" + verb + top.join(", ") + ".";
+}
+attndocs._describeToken = describeToken;
+
+attndocs.components.lines = function (fig, host, opts) {
+  opts = opts || {};
+  var pick = opts.pick || function () {
+    return { section: fig.state.section, layer: fig.state.layer, heads: fig.state.heads };
+  };
+  var scroll = el("div", { class: "attndocs-scroll" });
+  if (opts.maxHeight) scroll.style.maxHeight = opts.maxHeight;
+  var box = el("div", { class: "attndocs-lines" });
+  var canvas = fig.canvas(10, 10);
+  var left = el("div", { class: "attndocs-tokcol attndocs-left", role: "group" });
+  var right = el("div", { class: "attndocs-tokcol attndocs-right", role: "group" });
+  box.appendChild(canvas);
+  box.appendChild(left);
+  box.appendChild(right);
+  scroll.appendChild(box);
+  host.appendChild(scroll);
+
+  var geom = null;          // layout of the current section
+  var builtFor = null;      // section whose tokens are in the columns
+  var leftNodes = [], rightNodes = [];
+
+  function buildTokens() {
+    var p = pick();
+    if (builtFor === p.section) return;
+    builtFor = p.section;
+    var info = fig.section(p.section);
+    var rowSide = fig.header.sides[info.rows], colSide = fig.header.sides[info.cols];
+    left.textContent = "";
+    right.textContent = "";
+    left.setAttribute("aria-label", "Query tokens (" + attndocs._sectionLabel(info.rows) + ")");
+    right.setAttribute("aria-label", "Key tokens (" + attndocs._sectionLabel(info.cols) + ")");
+    leftNodes = rowSide.display.map(function (text, i) {
+      var node = fig.tokenEl("q", i, text, rowSide.special[i]);
+      left.appendChild(node);
+      return node;
+    });
+    rightNodes = colSide.display.map(function (text, j) {
+      var node = fig.tokenEl("k", j, text, colSide.special[j]);
+      right.appendChild(node);
+      return node;
+    });
+    if (leftNodes.length) leftNodes[0].tabIndex = 0;
+    if (rightNodes.length) rightNodes[0].tabIndex = 0;
+    relayout();
+  }
+
+  function relayout() {
+    var info = fig.section(pick().section);
+    var rows = info.shape[0], cols = info.shape[1];
+    var rowH = rows > 120 || cols > 120 ? 15 : 18;
+    box.style.setProperty("--attndocs-row", rowH + "px");
+    var leftW = Math.ceil(left.getBoundingClientRect().width) || 60;
+    var rightW = Math.ceil(right.getBoundingClientRect().width) || 60;
+    var width = Math.max(leftW + rightW + 120, Math.floor(scroll.clientWidth || host.clientWidth || 480));
+    width = Math.min(width, leftW + rightW + 420);  // lines get hard to follow when very wide
+    var height = Math.max(rows, cols) * rowH;
+    box.style.width = width + "px";
+    box.style.height = height + "px";
+    // Columns are centred vertically when one side is shorter (cross attention).
+    var topL = ((Math.max(rows, cols) - rows) * rowH) / 2, topR = ((Math.max(rows, cols) - cols) * rowH) / 2;
+    left.style.top = topL + "px";
+    right.style.top = topR + "px";
+    // The canvas covers only the visible band of the scroll box (it is sticky): drawing cost
+    // follows what the reader sees, not the input length, and 512 tokens need no huge canvas.
+    var band = Math.min(height, scroll.clientHeight || height);
+    canvas.resize(width, band);
+    marked = null;
+    geom = {
+      width: width, height: height, band: band, rowH: rowH, leftW: leftW, rightW: rightW, topL: topL, topR: topR,
+      x0: leftW + 6, x1: width - rightW - 6, rows: rows, cols: cols,
+    };
+    draw();
+  }
+
+  function currentToken() {
+    var t = fig.state.token;
+    if (!t) return null;
+    var n = t.side === "q" ? geom.rows : geom.cols;
+    return t.index < n ? t : null;
+  }
+
+  // Bucketed line geometry for one head: segments[b] = flat [x0,y0,x1,y1,...] per alpha bucket.
+  function segments(p, h, token, masks) {
+    var codes = fig.attnQ(p.section, p.layer, h);
+    var rows = geom.rows, cols = geom.cols, rowH = geom.rowH;
+    // Faint lines are skipped in the all-tokens drawing of long inputs (they would blur into
+    // a haze and cost most of the drawing time); a hovered token shows all of its weights.
+    var table = bucketTable(token ? 0.001 : rows * cols > 10000 ? 0.02 : rows * cols > 4000 ? 0.01 : 0.003);
+    var out = [];
+    for (var b = 0; b <= BUCKETS; b++) out.push([]);
+    var i0 = 0, i1 = rows, j0 = 0, j1 = cols;
+    if (token && token.side === "q") { i0 = token.index; i1 = token.index + 1; }
+    if (token && token.side === "k") { j0 = token.index; j1 = token.index + 1; }
+    for (var i = i0; i < i1; i++) {
+      if (!masks.rows[i]) continue;
+      var y0 = geom.topL + (i + 0.5) * rowH, base = i * cols;
+      for (var j = j0; j < j1; j++) {
+        var bucket = table[codes[base + j]];
+        if (!bucket || !masks.cols[j]) continue;
+        out[bucket].push(y0, geom.topR + (j + 0.5) * rowH);
+      }
+    }
+    return out;
+  }
+
+  function drawBoxes(ctx, p, token, masks) {
+    // Behind the tokens on the other side: one slice per head, opacity = weight.
+    var heads = p.heads, nh = heads.length;
+    if (!nh) return;
+    var other = token.side === "q" ? "k" : "q";
+    var n = other === "k" ? geom.cols : geom.rows;
+    var x = other === "k" ? geom.width - geom.rightW : 0;
+    var w = other === "k" ? geom.rightW : geom.leftW;
+    var top = other === "k" ? geom.topR : geom.topL;
+    var slice = w / nh;
+    heads.forEach(function (h, k) {
+      var a = fig.attn(p.section, p.layer, h);
+      ctx.fillStyle = fig.headColor(h);
+      for (var t = 0; t < n; t++) {
+        if (!(other === "k" ? masks.cols[t] : masks.rows[t])) continue;
+        var weight = other === "k" ? a[token.index * geom.cols + t] : a[t * geom.cols + token.index];
+        if (weight < 0.004) continue;
+        ctx.globalAlpha = Math.min(1, weight) * 0.85;
+        ctx.fillRect(x + k * slice, top + t * geom.rowH + 1, Math.max(1, slice), geom.rowH - 2);
+      }
+    });
+    ctx.globalAlpha = 1;
+  }
+
+  // Only nodes whose marks change are touched: restyling hundreds of tokens on every
+  // hover would cost more than drawing the lines.
+  var marked = null;
+  function markTokens(token, masks) {
+    var locked = !!fig.state.locked;
+    var key = token ? token.side + token.index : "";
+    if (!marked || marked.masks !== masks.key) {
+      leftNodes.forEach(function (node, i) { node.classList.toggle("attndocs-dim", !masks.rows[i]); });
+      rightNodes.forEach(function (node, j) { node.classList.toggle("attndocs-dim", !masks.cols[j]); });
+    }
+    if (marked && marked.node && (marked.key !== key || marked.locked !== locked)) {
+      marked.node.classList.remove("attndocs-active", "attndocs-locked");
+    }
+    var node = token ? (token.side === "q" ? leftNodes : rightNodes)[token.index] : null;
+    if (node) {
+      node.classList.add("attndocs-active");
+      node.classList.toggle("attndocs-locked", locked);
+    }
+    marked = { key: key, locked: locked, node: node, masks: masks.key };
+  }
+
+  function bandTop() {
+    return Math.max(0, Math.min(scroll.scrollTop, geom.height - geom.band));
+  }
+
+  function draw() {
+    if (!geom) return;
+    var p = pick();
+    var ctx = canvas.ctx;
+    var top = bandTop(), bottom = top + geom.band;
+    ctx.setTransform(canvas.ratio, 0, 0, canvas.ratio, 0, -top * canvas.ratio);
+    ctx.clearRect(0, top, geom.width, geom.band);
+    var token = currentToken();
+    var masks = pairMasks(fig, p.section, fig.state.filter);
+    markTokens(token, masks);
+    if (token) drawBoxes(ctx, p, token, masks);
+    // Lines of one device pixel or less take the rasteriser's fast hairline path; wider
+    // strokes cost ~10x more, so they are kept for drawings with few lines.
+    var dense = geom.rows > 60 || geom.cols > 60;
+    ctx.lineWidth = token && !dense ? 2 : 1;
+    var x0 = geom.x0, x1 = geom.x1;
+    p.heads.forEach(function (h) {
+      var segs = segments(p, h, token, masks);
+      ctx.strokeStyle = fig.headColor(h);
+      for (var b = 1; b <= BUCKETS; b++) {
+        var s = segs[b];
+        if (!s.length) continue;
+        ctx.globalAlpha = b / BUCKETS;
+        ctx.beginPath();
+        for (var k = 0; k < s.length; k += 2) {
+          var ya = s[k], yb = s[k + 1];
+          if ((ya < top && yb < top) || (ya > bottom && yb > bottom)) continue;
+          ctx.moveTo(x0, ya);
+          ctx.lineTo(x1, yb);
+        }
+        ctx.stroke();
+      }
+    });
+    ctx.globalAlpha = 1;
+  }
+
+  function toSVG(title) {
+    var p = pick();
+    var colors = fig.colors();
+    var top = title ? 24 : 4;
+    var info = fig.section(p.section);
+    // Wide enough for the title too (about 7 px per character at 12 px).
+    var doc = util.svgDoc(Math.max(geom.width, title ? title.length * 7 + 8 : 0), geom.height + top + 4, colors);
+    if (title) doc.add("text", { x: 4, y: 16, fill: colors.fg, "font-weight": "600" }, title);
+    var token = currentToken();
+    var masks = pairMasks(fig, p.section, fig.state.filter);
+    if (token) {
+      var other = token.side === "q" ? "k" : "q";
+      var n = other === "k" ? geom.cols : geom.rows;
+      var x = other === "k" ? geom.width - geom.rightW : 0;
+      var w = other === "k" ? geom.rightW : geom.leftW;
+      var t0 = top + (other === "k" ? geom.topR : geom.topL);
+      var slice = w / Math.max(1, p.heads.length);
+      p.heads.forEach(function (h, k) {
+        var a = fig.attn(p.section, p.layer, h);
+        for (var t = 0; t < n; t++) {
+          var weight = other === "k" ? a[token.index * geom.cols + t] : a[t * geom.cols + token.index];
+          if (weight < 0.004 || !(other === "k" ? masks.cols[t] : masks.rows[t])) continue;
+          doc.add("rect", {
+            x: x + k * slice, y: t0 + t * geom.rowH + 1, width: Math.max(1, slice), height: geom.rowH - 2,
+            fill: fig.headColor(h), "fill-opacity": Math.min(1, weight) * 0.85,
+          });
+        }
+      });
+    }
+    var width = token && geom.rows <= 60 && geom.cols <= 60 ? 2 : 1;
+    p.heads.forEach(function (h) {
+      var segs = segments(p, h, token, masks);
+      for (var b = 1; b <= BUCKETS; b++) {
+        var s = segs[b];
+        if (!s.length) continue;
+        var d = [];
+        for (var k = 0; k < s.length; k += 2) {
+          d.push("M" + geom.x0.toFixed(1) + " " + (s[k] + top).toFixed(1) + "L" + geom.x1.toFixed(1) + " " + (s[k + 1] + top).toFixed(1));
+        }
+        doc.add("path", {
+          d: d.join(""), stroke: fig.headColor(h), "stroke-opacity": b / BUCKETS, "stroke-width": width, fill: "none",
+        });
+      }
+    });
+    var rowSide = fig.header.sides[info.rows], colSide = fig.header.sides[info.cols];
+    rowSide.display.forEach(function (text, i) {
+      doc.add("text", {
+        x: geom.leftW - 4, y: top + geom.topL + (i + 0.5) * geom.rowH + 4, "text-anchor": "end",
+        fill: rowSide.special[i] ? colors.muted : colors.fg, "opacity": masks.rows[i] ? 1 : 0.35,
+      }, text);
+    });
+    colSide.display.forEach(function (text, j) {
+      doc.add("text", {
+        x: geom.width - geom.rightW + 4, y: top + geom.topR + (j + 0.5) * geom.rowH + 4,
+        fill: colSide.special[j] ? colors.muted : colors.fg, "opacity": masks.cols[j] ? 1 : 0.35,
+      }, text);
+    });
+    return doc.toString();
+  }
+
+  // -- interaction ----------------------------------------------------------------------
+  function tokenOf(node) {
+    if (!node || !node.classList || !node.classList.contains("attndocs-token")) return null;
+    return { side: node.getAttribute("data-side"), index: +node.getAttribute("data-index") };
+  }
+
+  function select(token, announce) {
+    if (fig.state.locked) return;
+    fig.setState({ token: token });
+    if (announce && token) fig.announce(describeToken(fig, pick(), token));
+  }
+
+  box.addEventListener("mouseover", function (e) {
+    var t = tokenOf(e.target);
+    if (t) select(t, false);
+  });
+  box.addEventListener("mouseleave", function () {
+    if (!fig.state.locked) fig.setState({ token: null });
+  });
+  box.addEventListener("click", function (e) {
+    var t = tokenOf(e.target);
+    if (!t) return;
+    var cur = fig.state.token;
+    if (fig.state.locked && cur && cur.side === t.side && cur.index === t.index) {
+      fig.setState({ locked: false, token: t });
+      fig.announce("Selection released");
+    } else {
+      fig.setState({ token: t, locked: true });
+      fig.announce("Locked. " + describeToken(fig, pick(), t));
+    }
+  });
+  box.addEventListener("focusin", function (e) {
+    var t = tokenOf(e.target);
+    if (t) select(t, true);
+  });
+  box.addEventListener("focusout", function (e) {
+    // Tabbing out of the token columns ends a keyboard selection, as leaving with the mouse does.
+    if (!box.contains(e.relatedTarget) && !fig.state.locked && fig.state.token) fig.setState({ token: null });
+  });
+  function columnKeys(e, i, list) {
+    var side = list[i].getAttribute("data-side");
+    if (e.key === "ArrowLeft" || e.key === "ArrowRight") {
+      var target = e.key === "ArrowRight" ? rightNodes : leftNodes;
+      if ((side === "k") === (e.key === "ArrowRight") || !target.length) return true;
+      var j = Math.min(i, target.length - 1);
+      target.forEach(function (node, k) { node.tabIndex = k === j ? 0 : -1; });
+      if (fig.state.locked) fig.setState({ locked: false });
+      target[j].focus();
+      return true;
+    }
+    if (e.key === "Enter" || e.key === " ") {
+      var t = tokenOf(list[i]);
+      fig.setState({ token: t, locked: true });
+      fig.announce("Locked. " + describeToken(fig, pick(), t));
+      return true;
+    }
+    if ((e.key === "ArrowUp" || e.key === "ArrowDown") && fig.state.locked) {
+      fig.setState({ locked: false });  // moving on releases the lock, like moving the mouse
+    }
+    return false;
+  }
+  util.roving(left, ".attndocs-token", { vertical: true, onKey: columnKeys });
+  util.roving(right, ".attndocs-token", { vertical: true, onKey: columnKeys });
+
+  var scrollPending = false;
+  scroll.addEventListener("scroll", function () {
+    if (scrollPending || !geom || geom.band >= geom.height) return;
+    scrollPending = true;
+    requestAnimationFrame(function () { scrollPending = false; draw(); });
+  }, { passive: true });
+
+  var resizeObserver = null;
+  var lastWidth = 0;
+  if (typeof ResizeObserver !== "undefined") {
+    resizeObserver = new ResizeObserver(function () {
+      var w = scroll.clientWidth;
+      if (Math.abs(w - lastWidth) > 4 && geom) {
+        lastWidth = w;
+        relayout();
+      }
+    });
+    resizeObserver.observe(scroll);
+  }
+
+  buildTokens();
+  lastWidth = scroll.clientWidth;
+  return {
+    el: scroll,
+    draw: function () { buildTokens(); draw(); },
+    relayout: function () { builtFor = null; buildTokens(); },
+    toSVG: toSVG,
+    destroy: function () { if (resizeObserver) resizeObserver.disconnect(); },
+  };
+};
+
+// -- the head view ---------------------------------------------------------------------------
+function headButtons(fig, host, getHeads, onChange) {
+  var bar = el("div", { class: "attndocs-heads", role: "toolbar", "aria-label": "Heads" });
+  bar.appendChild(el("span", { class: "attndocs-heads-label", text: "Heads", "aria-hidden": "true" }));
+  var buttons = [];
+  function render() {
+    var info = fig.section(fig.state.section);
+    buttons.forEach(function (b) { b.remove(); });
+    buttons = info.heads.map(function (h) {
+      var swatch = el("span", { class: "attndocs-swatch", "aria-hidden": "true" });
+      swatch.style.background = fig.headColor(h);
+      var b = el("button", {
+        type: "button", class: "attndocs-head", "data-head": String(h), "aria-pressed": "false",
+        title: "Head " + h + ": click to show or hide, double-click to show only this head",
+        "aria-label": "Head " + h,
+      }, [swatch, String(h)]);
+      // The two clicks of a double-click toggle twice (no net change) before it isolates.
+      b.addEventListener("click", function () { toggle(h); });
+      b.addEventListener("dblclick", function () { isolate(h); });
+      b.addEventListener("keydown", function (e) {
+        if (e.key === "Enter" && e.shiftKey) { isolate(h); e.preventDefault(); }
+      });
+      bar.appendChild(b);
+      return b;
+    });
+    sync();
+  }
+  function toggle(h) {
+    var heads = getHeads().slice();
+    var i = heads.indexOf(h);
+    if (i >= 0) heads.splice(i, 1);
+    else heads.push(h);
+    heads.sort(function (a, b) { return a - b; });
+    onChange(heads);
+    fig.announce("Head " + h + (i >= 0 ? " hidden" : " shown"));
+  }
+  function isolate(h) {
+    onChange([h]);
+    fig.announce("Only head " + h + " shown");
+  }
+  function sync() {
+    var heads = getHeads();
+    buttons.forEach(function (b) {
+      var h = +b.getAttribute("data-head");
+      b.setAttribute("aria-pressed", String(heads.indexOf(h) >= 0));
+      b.firstChild.style.background = fig.headColor(h);
+    });
+  }
+  util.roving(bar, ".attndocs-head", {});
+  host.appendChild(bar);
+  render();
+  return { el: bar, render: render, sync: sync };
+}
+attndocs.components.headButtons = headButtons;
+
+// Section (encoder / decoder / cross) selector, shown when the model has several.
+function sectionControl(fig) {
+  var order = fig.header.sectionOrder;
+  if (order.length < 2) return null;
+  var items = order.map(function (name) { return { value: name, label: attndocs._sectionLabel(name) }; });
+  return util.buttons("Attention", items, fig.state.section, function (value) {
+    var info = fig.section(value);
+    var patch = { section: value, token: null, locked: false };
+    if (info.layers.indexOf(fig.state.layer) < 0) patch.layer = info.layers[0];
+    patch.heads = fig.state.heads.filter(function (h) { return info.heads.indexOf(h) >= 0; });
+    fig.setState(patch);
+  });
+}
+attndocs.components.sectionControl = sectionControl;
+
+var FILTERS = [
+  { value: "all", label: "All", title: "All attention" },
+  { value: "aa", label: "A→A", title: "Sentence A attending to sentence A" },
+  { value: "bb", label: "B→B", title: "Sentence B attending to sentence B" },
+  { value: "ab", label: "A→B", title: "Sentence A attending to sentence B" },
+  { value: "ba", label: "B→A", title: "Sentence B attending to sentence A" },
+];
+
+function filterControl(fig) {
+  var group = util.buttons("Sentences", FILTERS, fig.state.filter, function (value) {
+    fig.setState({ filter: value });
+  });
+  var wrap = el("span", { class: "attndocs-control" }, [el("span", { text: "Sentences" }), group]);
+  wrap.group = group;
+  return wrap;
+}
+attndocs.components.filterControl = filterControl;
+
+function layerControl(fig) {
+  var info = fig.section(fig.state.section);
+  var wrap = util.select("Layer", info.layers.map(function (l) { return { value: l, label: String(l) }; }), fig.state.layer,
+    function (value) { fig.setState({ layer: +value }); });
+  wrap.rebuild = function () {
+    var cur = fig.section(fig.state.section);
+    wrap.select.textContent = "";
+    cur.layers.forEach(function (l) {
+      wrap.select.appendChild(el("option", { value: String(l), text: String(l) }));
+    });
+    wrap.select.value = String(fig.state.layer);
+  };
+  return wrap;
+}
+attndocs.components.layerControl = layerControl;
+
+attndocs.registerView("head", function (fig) {
+  var sections = sectionControl(fig);
+  var layers = layerControl(fig);
+  var filter = filterControl(fig);
+  if (sections) fig.controls.appendChild(el("span", { class: "attndocs-control" }, [sections]));
+  fig.controls.appendChild(layers);
+  fig.controls.appendChild(filter);
+  function showFilter() { filter.hidden = !hasPair(fig, fig.state.section); }
+  showFilter();
+
+  var heads = headButtons(fig, fig.body, function () { return fig.state.heads; }, function (list) {
+    fig.setState({ heads: list });
+  });
+  var lines = attndocs.components.lines(fig, fig.body, {});
+  fig.onTheme(function () { heads.sync(); lines.draw(); });
+
+  return {
+    update: function (changes) {
+      if ("section" in changes) {
+        if (sections) sections.set(fig.state.section);
+        layers.rebuild();
+        heads.render();
+        showFilter();
+        lines.relayout();
+        return;
+      }
+      if ("layer" in changes) layers.set(fig.state.layer);
+      if ("heads" in changes) heads.sync();
+      if ("filter" in changes) filter.group.set(fig.state.filter);
+      lines.draw();
+    },
+    toSVG: function () {
+      var s = fig.state;
+      var title = (fig.header.model.id || "") + " · " + attndocs._sectionLabel(s.section) + " · layer " + s.layer +
+        " · heads " + (s.heads.length ? ranges(s.heads) : "none");
+      return lines.toSVG(title);
+    },
+    destroy: function () { lines.destroy(); },
+  };
+});

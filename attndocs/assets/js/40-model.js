@@ -1,0 +1,256 @@
+// attndocs model view: every included layer x head as a thumbnail; a click opens the head.
+//
+// Thumbnails are miniature line drawings (queries on the left edge, keys on the right),
+// drawn from the quantised codes with a per-bucket path, so 72 heads at 200 tokens draw
+// in a few tens of milliseconds. State: layer + heads[0] name the opened head, open=true
+// while its detail panel shows.
+
+var util = attndocs.util;
+var el = util.el;
+
+function thumbSize(fig, nHeads) {
+  var width = fig.body.clientWidth || fig.el.clientWidth || 720;
+  var size = Math.floor((width - 56) / nHeads) - 4;
+  return Math.max(36, Math.min(88, size));
+}
+
+function drawThumb(fig, canvas, section, layer, head, masks) {
+  var info = fig.section(section);
+  var rows = info.shape[0], cols = info.shape[1];
+  var w = canvas.cssWidth, h = canvas.cssHeight, ctx = canvas.ctx;
+  var colors = fig.colors();
+  ctx.clearRect(0, 0, w, h);
+  var codes = fig.attnQ(section, layer, head);
+  var table = attndocs._bucketTable(rows * cols > 4000 ? 0.02 : 0.005);
+  var buckets = attndocs._BUCKETS;
+  var pad = 3, x0 = pad + 1, x1 = w - pad - 1;
+  var n = Math.max(rows, cols);
+  var step = n > 1 ? (h - 2 * pad) / (n - 1) : 0;
+  var offR = ((n - rows) * step) / 2 + pad, offC = ((n - cols) * step) / 2 + pad;
+  var paths = [];
+  for (var b = 0; b <= buckets; b++) paths.push([]);
+  for (var i = 0; i < rows; i++) {
+    if (!masks.rows[i]) continue;
+    var base = i * cols, y0 = offR + i * step;
+    for (var j = 0; j < cols; j++) {
+      var bucket = table[codes[base + j]];
+      if (bucket && masks.cols[j]) paths[bucket].push(y0, offC + j * step);
+    }
+  }
+  ctx.strokeStyle = fig.headColor(head);
+  ctx.lineWidth = 1;
+  for (var k = 1; k <= buckets; k++) {
+    var s = paths[k];
+    if (!s.length) continue;
+    ctx.globalAlpha = k / buckets;
+    ctx.beginPath();
+    for (var m = 0; m < s.length; m += 2) {
+      ctx.moveTo(x0, s[m]);
+      ctx.lineTo(x1, s[m + 1]);
+    }
+    ctx.stroke();
+  }
+  ctx.globalAlpha = 1;
+  // Token ticks on both edges make the two sides readable at a glance.
+  ctx.fillStyle = colors.grid;
+  ctx.fillRect(0, pad, 2, h - 2 * pad);
+  ctx.fillRect(w - 2, pad, 2, h - 2 * pad);
+}
+
+attndocs.registerView("model", function (fig) {
+  fig.defineState({ open: false });
+  var sections = attndocs.components.sectionControl(fig);
+  var filter = attndocs.components.filterControl(fig);
+  if (sections) fig.controls.appendChild(el("span", { class: "attndocs-control" }, [sections]));
+  fig.controls.appendChild(filter);
+  function showFilter() { filter.hidden = !attndocs._hasPair(fig, fig.state.section); }
+  showFilter();
+
+  // Detail panel: the line drawing of one head, with hover, lock and keyboard like the head view.
+  var detail = el("div", { class: "attndocs-detail", role: "region", id: fig.uid("detail"), hidden: true });
+  var detailTitle = el("span", { id: fig.uid("detail-title") });
+  var closeButton = el("button", {
+    type: "button", class: "attndocs-button", text: "Close", "aria-label": "Close the head detail",
+    on: { click: function () { close(); } },
+  });
+  detail.setAttribute("aria-labelledby", fig.uid("detail-title"));
+  detail.appendChild(el("div", { class: "attndocs-detail-head" }, [detailTitle, closeButton]));
+  fig.body.appendChild(detail);
+  var lines = null;
+
+  var grid = el("div", { class: "attndocs-grid", role: "group", "aria-label": "Layers and heads" });
+  fig.body.appendChild(grid);
+  var thumbs = [];  // {layer, head, button, canvas}
+
+  function pickOpen() {
+    return { section: fig.state.section, layer: fig.state.layer, heads: [fig.state.heads[0]] };
+  }
+
+  function buildGrid() {
+    var info = fig.section(fig.state.section);
+    grid.textContent = "";
+    thumbs = [];
+    var size = thumbSize(fig, info.heads.length);
+    var height = Math.round(size * 1.15);
+    grid.style.gridTemplateColumns = "max-content repeat(" + info.heads.length + ", " + (size + 2) + "px)";
+    grid.appendChild(el("span", { class: "attndocs-grid-label", "aria-hidden": "true" }));
+    info.heads.forEach(function (h) {
+      grid.appendChild(el("span", { class: "attndocs-grid-label", text: "H" + h, "aria-hidden": "true" }));
+    });
+    info.layers.forEach(function (l) {
+      grid.appendChild(el("span", { class: "attndocs-grid-label", text: "L" + l, "aria-hidden": "true" }));
+      info.heads.forEach(function (h) {
+        var canvas = fig.canvas(size, height);
+        var button = el("button", {
+          type: "button", class: "attndocs-thumb", "data-layer": String(l), "data-head": String(h),
+          "aria-label": "Layer " + l + ", head " + h, title: "Layer " + l + ", head " + h, "aria-pressed": "false",
+          "aria-controls": fig.uid("detail"),
+        }, [canvas]);
+        button.addEventListener("click", function () { open(l, h); });
+        grid.appendChild(button);
+        thumbs.push({ layer: l, head: h, button: button, canvas: canvas });
+      });
+    });
+    var nHeads = info.heads.length;
+    util.roving(grid, ".attndocs-thumb", {
+      onKey: function (e, i, list) {
+        var j = null;
+        if (e.key === "ArrowUp") j = i - nHeads;
+        else if (e.key === "ArrowDown") j = i + nHeads;
+        else if (e.key === "ArrowLeft" && i % nHeads > 0) j = i - 1;
+        else if (e.key === "ArrowRight" && i % nHeads < nHeads - 1) j = i + 1;
+        else if (e.key === "ArrowLeft" || e.key === "ArrowRight") return true;
+        if (j == null) return false;
+        if (j < 0 || j >= list.length) return true;
+        list.forEach(function (node, k) { node.tabIndex = k === j ? 0 : -1; });
+        list[j].focus();
+        return true;
+      },
+    });
+    drawAll();
+  }
+
+  function drawAll() {
+    var masks = attndocs._pairMasks(fig, fig.state.section, fig.state.filter);
+    for (var t = 0; t < thumbs.length; t++) {
+      var th = thumbs[t];
+      drawThumb(fig, th.canvas, fig.state.section, th.layer, th.head, masks);
+    }
+    markOpen();
+  }
+
+  function markOpen() {
+    thumbs.forEach(function (th) {
+      var on = fig.state.open && th.layer === fig.state.layer && th.head === fig.state.heads[0];
+      th.button.setAttribute("aria-pressed", String(!!on));
+    });
+  }
+
+  function showDetail() {
+    var isOpen = fig.state.open && fig.state.heads.length > 0;
+    detail.hidden = !isOpen;
+    if (!isOpen) { markOpen(); return; }
+    detailTitle.textContent = attndocs._sectionLabel(fig.state.section) + " · layer " + fig.state.layer +
+      ", head " + fig.state.heads[0];
+    if (!lines) lines = attndocs.components.lines(fig, detail, { pick: pickOpen, maxHeight: "28rem" });
+    else lines.relayout();
+    markOpen();
+  }
+
+  function open(l, h) {
+    fig.setState({ layer: l, heads: [h], open: true, token: null, locked: false });
+    fig.announce("Opened layer " + l + ", head " + h + ". Escape closes it.");
+    closeButton.focus({ preventScroll: true });
+  }
+
+  function close() {
+    var state = fig.state;
+    fig.setState({ open: false, token: null, locked: false });
+    var back = thumbs.filter(function (th) { return th.layer === state.layer && th.head === state.heads[0]; })[0];
+    if (back) back.button.focus({ preventScroll: true });
+    fig.announce("Closed the head detail");
+  }
+
+  detail.addEventListener("keydown", function (e) {
+    if (e.key === "Escape" && !fig.state.token && !fig.state.locked) {
+      close();
+      e.preventDefault();
+    }
+  });
+
+  fig.onTheme(function () {
+    drawAll();
+    if (lines && fig.state.open) lines.draw();
+  });
+
+  var lastWidth = fig.body.clientWidth;
+  var resizeObserver = null;
+  if (typeof ResizeObserver !== "undefined") {
+    resizeObserver = new ResizeObserver(function () {
+      var w = fig.body.clientWidth;
+      if (Math.abs(w - lastWidth) > 24) { lastWidth = w; buildGrid(); }
+    });
+    resizeObserver.observe(fig.body);
+  }
+
+  buildGrid();
+  showDetail();
+
+  return {
+    update: function (changes) {
+      if ("section" in changes) {
+        if (sections) sections.set(fig.state.section);
+        showFilter();
+        buildGrid();
+        if (lines) lines.relayout();
+        showDetail();
+        return;
+      }
+      if ("filter" in changes) {
+        filter.group.set(fig.state.filter);
+        drawAll();
+      }
+      if ("open" in changes || "layer" in changes || "heads" in changes) showDetail();
+      else if (lines && fig.state.open) lines.draw();
+    },
+    toSVG: function () {
+      if (fig.state.open && lines) {
+        return lines.toSVG((fig.header.model.id || "") + " · " + detailTitle.textContent);
+      }
+      return gridSVG();
+    },
+    destroy: function () {
+      if (resizeObserver) resizeObserver.disconnect();
+      if (lines) lines.destroy();
+    },
+  };
+
+  // The grid as SVG: each thumbnail embedded as a PNG image keeps the file small.
+  function gridSVG() {
+    var info = fig.section(fig.state.section);
+    var colors = fig.colors();
+    var first = thumbs[0];
+    var tw = first ? first.canvas.cssWidth : 40, th = first ? first.canvas.cssHeight : 40;
+    var gap = 4, left = 36, top = 40;
+    var width = left + info.heads.length * (tw + gap), height = top + info.layers.length * (th + gap);
+    var doc = util.svgDoc(width, height, colors);
+    doc.add("text", { x: 4, y: 16, fill: colors.fg, "font-weight": "600" },
+      (fig.header.model.id || "") + " · " + attndocs._sectionLabel(fig.state.section) + " · all layers and heads");
+    info.heads.forEach(function (h, k) {
+      doc.add("text", { x: left + k * (tw + gap) + tw / 2, y: top - 6, "text-anchor": "middle", fill: colors.muted }, "H" + h);
+    });
+    info.layers.forEach(function (l, r) {
+      doc.add("text", { x: left - 6, y: top + r * (th + gap) + th / 2 + 4, "text-anchor": "end", fill: colors.muted }, "L" + l);
+    });
+    thumbs.forEach(function (t) {
+      var k = info.heads.indexOf(t.head), r = info.layers.indexOf(t.layer);
+      doc.add("image", {
+        x: left + k * (tw + gap), y: top + r * (th + gap), width: tw, height: th, href: t.canvas.toDataURL("image/png"),
+      });
+      doc.add("rect", {
+        x: left + k * (tw + gap), y: top + r * (th + gap), width: tw, height: th, fill: "none", stroke: colors.grid,
+      });
+    });
+    return doc.toString();
+  }
+});

@@ -1,0 +1,462 @@
+// attndocs neuron view: how one query token's attention is computed from q, k and the bias.
+//
+// Also defines attndocs.viewKit, the small drawing and control helpers the neuron, matrix
+// and summary views share (60-matrix.js and 70-summary.js load after this file).
+
+var util = attndocs.util;
+var el = util.el;
+var kit = attndocs.viewKit = {};
+
+kit.SECTION_LABELS = { encoder: "Encoder", decoder: "Decoder", cross: "Cross" };
+
+kit.sectionLabel = function (name) {
+  return kit.SECTION_LABELS[name] || name;
+};
+
+// Number of leading key columns query row i may attend to in a causal section (the same
+// rule as payload.kept_columns, which also covers rows != cols).
+kit.keptColumns = function (rows, cols, i) {
+  var k = i + 1 + cols - rows;
+  return k < 0 ? 0 : k > cols ? cols : k;
+};
+
+// The one head a single-head view shows: the first selected head, else the first shipped.
+kit.headOf = function (fig) {
+  var info = fig.header.sections[fig.state.section];
+  var heads = fig.state.heads || [];
+  for (var i = 0; i < heads.length; i++) if (info.heads.indexOf(heads[i]) >= 0) return heads[i];
+  return info.heads[0];
+};
+
+// A token as a label: empty or blank tokens would be invisible, so they get a visible mark.
+kit.label = function (text) {
+  text = text == null ? "" : String(text);
+  return /^\s*$/.test(text) ? (text.length ? "\u2423".repeat(Math.min(text.length, 3)) : "\u2205") : text;
+};
+
+kit.sectionControl = function (fig, names, onChange) {
+  if (names.length < 2) return null;
+  return util.buttons("Section", names.map(function (n) { return { value: n, label: kit.sectionLabel(n) }; }),
+    fig.state.section, onChange);
+};
+
+kit.layerControl = function (fig, onChange) {
+  var info = fig.header.sections[fig.state.section];
+  return util.select("Layer", info.layers.map(function (l) { return { value: l, label: String(l) }; }),
+    fig.state.layer, onChange);
+};
+
+kit.headControl = function (fig, onChange) {
+  var info = fig.header.sections[fig.state.section];
+  return util.select("Head", info.heads.map(function (h) { return { value: h, label: String(h) }; }),
+    kit.headOf(fig), onChange);
+};
+
+// Colour ramps as functions returning [r, g, b]; painting pixels directly is much faster
+// than building a CSS colour string per cell at 512 tokens.
+function rgb(css) {
+  var c = util.parseColor(css);
+  return [c[0], c[1], c[2]];
+}
+kit.rgb = rgb;
+
+kit.ramp = function (fromCss, toCss) {
+  var a = rgb(fromCss), b = rgb(toCss);
+  return function (t) {
+    t = t < 0 ? 0 : t > 1 ? 1 : t;
+    return [a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, a[2] + (b[2] - a[2]) * t];
+  };
+};
+
+// colors.neg .. bg .. colors.pos; the square root keeps small magnitudes visible.
+kit.diverging = function (colors) {
+  var up = kit.ramp(colors.bg, colors.pos), down = kit.ramp(colors.bg, colors.neg);
+  return function (value, maxAbs) {
+    if (!(maxAbs > 0) || !isFinite(value)) return up(0);
+    var t = Math.sqrt(Math.min(1, Math.abs(value) / maxAbs));
+    return value >= 0 ? up(t) : down(t);
+  };
+};
+
+kit.css = function (c) {
+  return "rgb(" + Math.round(c[0]) + "," + Math.round(c[1]) + "," + Math.round(c[2]) + ")";
+};
+
+// An off-screen canvas of width x height pixels, one pixel per value; paint(x, y) returns
+// [r, g, b] or null (transparent). Drawn scaled up with kit.blit.
+kit.image = function (width, height, paint) {
+  var canvas = document.createElement("canvas");
+  canvas.width = Math.max(1, width);
+  canvas.height = Math.max(1, height);
+  var ctx = canvas.getContext("2d");
+  var img = ctx.createImageData(canvas.width, canvas.height), px = img.data;
+  for (var y = 0; y < height; y++) {
+    for (var x = 0; x < width; x++) {
+      var c = paint(x, y), o = (y * width + x) * 4;
+      if (!c) continue;
+      px[o] = c[0]; px[o + 1] = c[1]; px[o + 2] = c[2]; px[o + 3] = c.length > 3 ? c[3] : 255;
+    }
+  }
+  ctx.putImageData(img, 0, 0);
+  return canvas;
+};
+
+kit.blit = function (ctx, image, x, y, w, h) {
+  ctx.save();
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(image, x, y, w, h);
+  ctx.restore();
+};
+
+kit.maxAbs = function (values) {
+  var m = 0;
+  for (var i = 0; i < values.length; i++) {
+    var a = Math.abs(values[i]);
+    if (a > m && isFinite(a)) m = a;
+  }
+  return m;
+};
+
+// Replace a control in place (layer and head lists change with the section).
+kit.swap = function (oldNode, newNode) {
+  if (oldNode && oldNode.parentNode) oldNode.parentNode.replaceChild(newNode, oldNode);
+  return newNode;
+};
+
+kit.note = function (title, message) {
+  return el("div", { class: "attndocs-note", role: "note" }, [el("strong", { text: title }), " ", message]);
+};
+
+// -- the neuron view ----------------------------------------------------------------------
+var ROW = 20;      // px per key row; the CSS grid uses the same height
+var GAP = 12;      // px between the k block and the q x k block
+
+function neuronView(fig) {
+  var header = fig.header;
+  var names = header.sectionOrder.filter(function (n) { return header.sections[n].hasQK; });
+  if (!header.neuron || !header.neuron.available || !names.length) {
+    var reason = (header.neuron && header.neuron.reason) || "this figure carries no query/key vectors";
+    fig.body.appendChild(el("div", { class: "attndocs-note attndocs-neuron-unavailable", role: "note" }, [
+      el("strong", { text: "Neuron view unavailable: " }), String(reason),
+    ]));
+    return { update: function () {} };
+  }
+  if (names.indexOf(fig.state.section) < 0) fig.setState({ section: names[0], token: null }, true);
+
+  var pinned = null;          // the query shown while nothing is hovered (last locked one)
+  var layout = null;          // DOM built for the current section
+  var sectionCtl = kit.sectionControl(fig, names, function (name) {
+    pinned = null;
+    fig.setState({ section: name, token: null, locked: false });
+  });
+  var layerCtl = kit.layerControl(fig, function (l) { fig.setState({ layer: l }); });
+  var headCtl = kit.headControl(fig, function (h) { fig.setState({ heads: [h] }); });
+  if (sectionCtl) fig.controls.appendChild(sectionCtl);
+  fig.controls.appendChild(layerCtl);
+  fig.controls.appendChild(headCtl);
+
+  var info = el("p", { class: "attndocs-ninfo" });
+  var root = el("div", { class: "attndocs-neuron" });
+  fig.body.appendChild(info);
+  fig.body.appendChild(root);
+
+  function section() { return header.sections[fig.state.section]; }
+
+  function defaultQuery() {
+    var s = section();
+    // In a decoder the last token sees the whole prefix; the first sees only itself.
+    return s.causal ? s.shape[0] - 1 : 0;
+  }
+
+  function currentQuery() {
+    var t = fig.state.token, rows = section().shape[0];
+    if (t && t.side === "q" && t.index < rows) return t.index;
+    return pinned != null && pinned < rows ? pinned : defaultQuery();
+  }
+
+  function build() {
+    var name = fig.state.section, s = section();
+    var rows = s.shape[0], cols = s.shape[1];
+    var qTokens = fig.tokens(s.rows), kTokens = fig.tokens(s.cols);
+    var qSpecial = header.sides[s.rows].special, kSpecial = header.sides[s.cols].special;
+    var probe = fig.qk(name, fig.state.layer, kit.headOf(fig));
+    var d = probe.d, hasBias = !!probe.bias;
+    // Up to 256 px per vector block, less in a narrow column (documentation themes often
+    // give content ~700 px); the token and number columns take about 360 px (+70 with bias).
+    var avail = (fig.body.clientWidth || 900) - 360 - (hasBias ? 70 : 0);
+    var cw = Math.max(1, Math.min(8, Math.floor(Math.min(256, avail / 2) / d)));
+    var blockW = d * cw, width = 2 * blockW + GAP;
+
+    root.textContent = "";
+    var queries = el("div", { class: "attndocs-nq", role: "listbox", "aria-label": "Query tokens: pick the token whose attention is computed" });
+    queries.appendChild(el("div", { class: "attndocs-nhead", text: "query" }));
+    // An empty cell beside the q row, so query i sits level with key i.
+    queries.appendChild(el("div", { class: "attndocs-nqspacer", "aria-hidden": "true" }));
+    var qEls = [];
+    for (var i = 0; i < rows; i++) {
+      var t = fig.tokenEl("q", i, kit.label(qTokens[i]), qSpecial[i]);
+      t.setAttribute("role", "option");
+      t.setAttribute("aria-selected", "false");
+      qEls.push(t);
+      queries.appendChild(t);
+    }
+
+    var columns = "minmax(4em, max-content) " + width + "px 5em" + (hasBias ? " 5em" : "") + " 8em";
+    var grid = el("div", { class: "attndocs-ngrid", style: "grid-template-columns:" + columns + ";grid-auto-rows:" + ROW + "px" });
+    var heads = ["key", "k  \u2502  q \u00d7 k", "q\u00b7k \u00d7 s"].concat(hasBias ? ["bias"] : []).concat(["softmax"]);
+    var titles = [
+      "key tokens", "left: each key vector k; right: q \u00d7 k elementwise",
+      "scaled dot product: s \u00b7 q\u00b7k", "additive position bias of this model family",
+      "attention weight: softmax of q\u00b7k \u00d7 s (+ bias) over the keys this query may see, as the model computed it",
+    ];
+    heads.forEach(function (label, c) {
+      var title = c === 3 && !hasBias ? titles[4] : titles[c];
+      grid.appendChild(el("div", { class: "attndocs-nhead", text: label, title: title, style: "grid-row:1;grid-column:" + (c + 1) }));
+    });
+    var qLabel = el("div", { class: "attndocs-nqlabel", style: "grid-row:2;grid-column:1" });
+    var qCanvas = fig.canvas(width, ROW);
+    qCanvas.classList.add("attndocs-nqvec");
+    qCanvas.style.gridRow = "2";
+    qCanvas.style.gridColumn = "2";
+    grid.appendChild(qLabel);
+    grid.appendChild(qCanvas);
+    var canvas = fig.canvas(width, Math.max(1, cols) * ROW);
+    canvas.classList.add("attndocs-nvec");
+    canvas.style.gridRow = "3 / span " + Math.max(1, cols);
+    canvas.style.gridColumn = "2";
+    grid.appendChild(canvas);
+
+    var keyEls = [], scoreEls = [], biasEls = [], probEls = [], barEls = [];
+    for (var j = 0; j < cols; j++) {
+      var r = "grid-row:" + (j + 3) + ";grid-column:";
+      var k = fig.tokenEl("k", j, kit.label(kTokens[j]), kSpecial[j]);
+      k.style.cssText = r + "1";
+      keyEls.push(k);
+      grid.appendChild(k);
+      var sc = el("span", { class: "attndocs-nnum attndocs-nscore", style: r + "3" });
+      scoreEls.push(sc);
+      grid.appendChild(sc);
+      if (hasBias) {
+        var b = el("span", { class: "attndocs-nnum attndocs-nbias", style: r + "4" });
+        biasEls.push(b);
+        grid.appendChild(b);
+      }
+      var bar = el("span", { class: "attndocs-nbar" });
+      var p = el("span", { class: "attndocs-nnum attndocs-nprob", style: r + (hasBias ? "5" : "4") }, [bar, el("span", { class: "attndocs-nval" })]);
+      barEls.push(bar);
+      probEls.push(p);
+      grid.appendChild(p);
+    }
+    root.appendChild(queries);
+    root.appendChild(grid);
+
+    queries.addEventListener("mouseover", function (e) {
+      var target = e.target.closest ? e.target.closest(".attndocs-token") : null;
+      if (!target || fig.state.locked) return;
+      fig.setState({ token: { side: "q", index: +target.getAttribute("data-index") } });
+    });
+    queries.addEventListener("mouseleave", function () {
+      if (!fig.state.locked && fig.state.token) fig.setState({ token: null });
+    });
+    queries.addEventListener("click", function (e) {
+      var target = e.target.closest ? e.target.closest(".attndocs-token") : null;
+      if (target) lock(+target.getAttribute("data-index"));
+    });
+    util.roving(queries, ".attndocs-token", {
+      vertical: true,
+      onMove: function (node, i) { fig.setState({ token: { side: "q", index: i } }); },
+      onEnter: function (node, i) { lock(i); },
+    });
+    // Hovering a key marks its row (the token state is shared with the other views).
+    grid.addEventListener("mouseover", function (e) {
+      var target = e.target.closest ? e.target.closest(".attndocs-token") : null;
+      keyEls.forEach(function (node) { node.classList.toggle("attndocs-hl", node === target); });
+    });
+    grid.addEventListener("mouseleave", function () {
+      keyEls.forEach(function (node) { node.classList.remove("attndocs-hl"); });
+    });
+
+    layout = {
+      name: name, rows: rows, cols: cols, d: d, cw: cw, blockW: blockW, width: width, hasBias: hasBias,
+      qEls: qEls, keyEls: keyEls, scoreEls: scoreEls, biasEls: biasEls, probEls: probEls, barEls: barEls,
+      canvas: canvas, qCanvas: qCanvas, qLabel: qLabel, queries: queries,
+    };
+  }
+
+  function lock(i) {
+    var t = fig.state.token;
+    var same = fig.state.locked && t && t.side === "q" && t.index === i;
+    pinned = same ? pinned : i;
+    fig.setState(same ? { locked: false } : { token: { side: "q", index: i }, locked: true });
+  }
+
+  // q.k, the bias and the softmax for query i. The softmax column shows the model's own
+  // attention weights: q and k ship as 8-bit values, and a softmax recomputed from them
+  // can be off by a few hundredths, which is shown (as "from q, k") but never in their place.
+  function compute() {
+    var s = section(), v = fig.qk(fig.state.section, fig.state.layer, kit.headOf(fig));
+    var rows = s.shape[0], cols = s.shape[1], d = v.d;
+    var i = Math.min(currentQuery(), rows - 1);
+    var kept = s.causal ? kit.keptColumns(rows, cols, i) : cols;
+    var q = v.q.subarray(i * d, (i + 1) * d);
+    var prod = new Float32Array(cols * d), score = new Float64Array(cols), bias = new Float64Array(cols);
+    var masked = new Uint8Array(cols), prob = new Float64Array(cols);
+    var top = -Infinity;
+    for (var j = 0; j < cols; j++) {
+      var dot = 0;
+      for (var t = 0; t < d; t++) {
+        var x = q[t] * v.k[j * d + t];
+        prod[j * d + t] = x;
+        dot += x;
+      }
+      score[j] = v.scale * dot;
+      bias[j] = v.bias ? v.bias[i * cols + j] : 0;
+      var logit = score[j] + bias[j];
+      masked[j] = j >= kept || !isFinite(logit) ? 1 : 0;
+      if (!masked[j] && logit > top) top = logit;
+    }
+    var total = 0;
+    for (j = 0; j < cols; j++) {
+      prob[j] = masked[j] ? 0 : Math.exp(score[j] + bias[j] - top);
+      total += prob[j];
+    }
+    var recomputed = new Float64Array(cols);
+    for (j = 0; j < cols; j++) recomputed[j] = total > 0 ? prob[j] / total : 0;
+    var attention = fig.attn(fig.state.section, fig.state.layer, kit.headOf(fig));
+    for (j = 0; j < cols; j++) prob[j] = attention[i * cols + j];
+    return {
+      i: i, q: q, k: v.k, d: d, prod: prod, score: score, bias: v.bias ? bias : null, masked: masked, prob: prob,
+      recomputed: recomputed, scale: v.scale,
+    };
+  }
+
+  function fill() {
+    var L = layout, c = compute(), colors = fig.colors(), diverge = kit.diverging(colors);
+    var cols = L.cols, d = L.d, grid = rgb(colors.grid);
+    var vecMax = Math.max(kit.maxAbs(c.q), kit.maxAbs(c.k)), prodMax = kit.maxAbs(c.prod);
+    var scoreMax = 0, biasMax = 0;
+    for (var j = 0; j < cols; j++) {
+      if (c.masked[j]) continue;
+      scoreMax = Math.max(scoreMax, Math.abs(c.score[j]));
+      if (c.bias) biasMax = Math.max(biasMax, Math.abs(c.bias[j]));
+    }
+    var kImg = kit.image(d, cols, function (x, y) {
+      var col = diverge(c.k[y * d + x], vecMax);
+      return c.masked[y] ? [col[0], col[1], col[2], 70] : col;
+    });
+    var pImg = kit.image(d, cols, function (x, y) { return c.masked[y] ? grid.concat([90]) : diverge(c.prod[y * d + x], prodMax); });
+    var qImg = kit.image(d, 1, function (x) { return diverge(c.q[x], vecMax); });
+    var ctx = L.canvas.ctx;
+    ctx.clearRect(0, 0, L.width, cols * ROW);
+    kit.blit(ctx, kImg, 0, 0, L.blockW, cols * ROW);
+    kit.blit(ctx, pImg, L.blockW + GAP, 0, L.blockW, cols * ROW);
+    // Thin separators between key rows keep 512 rows readable.
+    ctx.fillStyle = colors.bg;
+    for (j = 1; j < cols; j++) {
+      ctx.fillRect(0, j * ROW - 1, L.blockW, 1);
+      ctx.fillRect(L.blockW + GAP, j * ROW - 1, L.blockW, 1);
+    }
+    var qctx = L.qCanvas.ctx;
+    qctx.clearRect(0, 0, L.width, ROW);
+    kit.blit(qctx, qImg, 0, 2, L.blockW, ROW - 4);
+    qctx.fillStyle = colors.muted;
+    qctx.font = "11px system-ui, sans-serif";
+    qctx.textBaseline = "middle";
+    qctx.fillText("\u2190 q", L.blockW + 4, ROW / 2);
+
+    var s = section(), qTokens = fig.tokens(s.rows);
+    L.qLabel.textContent = "q: " + kit.label(qTokens[c.i]);
+    for (j = 0; j < cols; j++) {
+      var m = !!c.masked[j];
+      L.keyEls[j].classList.toggle("attndocs-masked", m);
+      var sc = L.scoreEls[j];
+      sc.textContent = m && !isFinite(c.score[j] + (c.bias ? c.bias[j] : 0)) ? "\u2212\u221e" : util.fmt(c.score[j]);
+      sc.classList.toggle("attndocs-masked", m);
+      sc.style.backgroundColor = m ? "" : util.rgba(kit.css(diverge(c.score[j], scoreMax)), 0.65);
+      if (L.hasBias) {
+        var b = L.biasEls[j];
+        b.textContent = util.fmt(c.bias[j]);
+        b.classList.toggle("attndocs-masked", m);
+        b.style.backgroundColor = m ? "" : util.rgba(kit.css(diverge(c.bias[j], biasMax)), 0.65);
+      }
+      var p = L.probEls[j];
+      p.classList.toggle("attndocs-masked", m);
+      p.lastChild.textContent = m ? "masked" : c.prob[j].toFixed(3);
+      p.setAttribute("title", m ? "masked: this key comes after the query (causal attention)" :
+        "attention weight " + c.prob[j].toFixed(4) + " (softmax from the 8-bit q, k shown here: " + c.recomputed[j].toFixed(4) + ")");
+      L.barEls[j].style.width = (m ? 0 : 100 * c.prob[j]).toFixed(1) + "%";
+    }
+    var token = fig.state.token;
+    L.qEls.forEach(function (node, k) {
+      var on = k === c.i;
+      node.classList.toggle("attndocs-selected", on);
+      node.classList.toggle("attndocs-locked", on && !!fig.state.locked);
+      node.setAttribute("aria-selected", String(on));
+    });
+    if (token && token.side === "k") {
+      L.keyEls.forEach(function (node, k) { node.classList.toggle("attndocs-hl", k === token.index); });
+    }
+    info.textContent = kit.sectionLabel(fig.state.section) + " \u00b7 layer " + fig.state.layer + " \u00b7 head " +
+      kit.headOf(fig) + " \u00b7 query \u201c" + kit.label(qTokens[c.i]) + "\u201d (" + (c.i + 1) + "/" + L.rows + ") \u00b7 s = " +
+      util.fmt(c.scale) + (s.causal ? " \u00b7 causal: later keys are masked" : "");
+    layout.last = c;
+  }
+
+  function announceTop() {
+    var c = layout.last, kTokens = fig.tokens(section().cols);
+    var top = util.topK(Float32Array.from(c.prob), 3);
+    fig.announce("Query " + kit.label(fig.tokens(section().rows)[c.i]) + " attends most to " + top.map(function (t) {
+      return kit.label(kTokens[t.index]) + " " + t.value.toFixed(2);
+    }).join(", "));
+  }
+
+  function render() {
+    if (!layout || layout.name !== fig.state.section) build();
+    fill();
+  }
+
+  function replaceSelectors() {
+    layerCtl = kit.swap(layerCtl, kit.layerControl(fig, function (l) { fig.setState({ layer: l }); }));
+    headCtl = kit.swap(headCtl, kit.headControl(fig, function (h) { fig.setState({ heads: [h] }); }));
+  }
+
+  render();
+  fig.onTheme(function () { if (layout) fill(); });
+
+  return {
+    update: function (changes) {
+      if ("section" in changes) replaceSelectors();
+      if ("section" in changes && sectionCtl) sectionCtl.set(fig.state.section);
+      if ("layer" in changes) layerCtl.set(fig.state.layer);
+      if ("heads" in changes) headCtl.set(kit.headOf(fig));
+      if ("locked" in changes && !fig.state.locked && !fig.state.token) pinned = null;
+      render();
+      if (fig.state.locked && ("token" in changes || "locked" in changes || "layer" in changes || "heads" in changes)) announceTop();
+    },
+    toSVG: function () {
+      var L = layout, c = L.last, colors = fig.colors();
+      var s = section(), kTokens = fig.tokens(s.cols), qTokens = fig.tokens(s.rows);
+      var left = 150, top = 40, numW = 70, ncols = L.hasBias ? 3 : 2;
+      var width = left + L.width + 16 + ncols * numW + 10, height = top + (L.cols + 1) * ROW + 10;
+      var svg = util.svgDoc(width, height, colors);
+      svg.add("text", { x: 8, y: 18, fill: colors.fg }, info.textContent);
+      svg.add("text", { x: left - 8, y: top + ROW * 0.7, fill: colors.fg, "text-anchor": "end" }, "q: " + kit.label(qTokens[c.i]));
+      svg.add("image", { x: left, y: top, width: L.width, height: ROW, href: L.qCanvas.toDataURL("image/png"), preserveAspectRatio: "none" });
+      svg.add("image", { x: left, y: top + ROW, width: L.width, height: L.cols * ROW, href: L.canvas.toDataURL("image/png"), preserveAspectRatio: "none" });
+      for (var j = 0; j < L.cols; j++) {
+        var y = top + (j + 1) * ROW + ROW * 0.7;
+        var fill = c.masked[j] ? colors.muted : colors.fg;
+        svg.add("text", { x: left - 8, y: y, fill: fill, "text-anchor": "end" }, kit.label(kTokens[j]));
+        var x = left + L.width + 16;
+        svg.add("text", { x: x, y: y, fill: fill }, L.scoreEls[j].textContent);
+        if (L.hasBias) svg.add("text", { x: x + numW, y: y, fill: fill }, L.biasEls[j].textContent);
+        var px = x + (ncols - 1) * numW;
+        if (!c.masked[j]) svg.add("rect", { x: px, y: y - ROW * 0.55, width: Math.max(0.5, 60 * c.prob[j]), height: ROW * 0.6, fill: colors.accent, "fill-opacity": 0.35 });
+        svg.add("text", { x: px + 2, y: y, fill: fill }, c.masked[j] ? "masked" : c.prob[j].toFixed(3));
+      }
+      return svg.toString();
+    },
+  };
+}
+
+attndocs.registerView("neuron", neuronView);

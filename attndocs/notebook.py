@@ -1,0 +1,321 @@
+"""BertViz-compatible notebook API: head_view, model_view and neuron_view for Jupyter.
+
+``from attndocs import head_view, model_view`` replaces ``from bertviz import ...``: the
+functions take BertViz's argument names and meanings (an attention tuple with tokens,
+``sentence_b_start``, encoder/decoder/cross attention with their tokens, ``layer``,
+``heads``, ``include_layers``, ``include_heads``, ``display_mode``, ``html_action``). The
+result works offline (no CDN) and ``html_action="return"`` gives an object whose ``.data``
+is one self-contained HTML page.
+
+Attention may be torch tensors or numpy arrays; tensors are converted by duck typing
+(``.detach().cpu().numpy()``), so this module never imports torch itself.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError, OptionError
+from .options import FigureOptions
+from .record import AttentionRecord, Section, Side
+from .render import inline_assets_html, render_figure, render_page
+
+_SPECIAL = re.compile(r"^(\[[A-Za-z_]+\]|<\|?[^<>\s]*\|?>)$")
+
+
+class AttentionHTML:
+    """What ``html_action="return"`` gives back, shaped like IPython's ``HTML`` object.
+
+    ``.data`` is a standalone page (save it and open it from disk, network off);
+    ``_repr_html_()`` is the figure with its assets inlined, for notebook front-ends.
+    """
+
+    def __init__(self, page: str, fragment: str) -> None:
+        self.data = page
+        self.fragment = fragment
+
+    def _repr_html_(self) -> str:
+        return inline_assets_html(self.fragment)
+
+    def __str__(self) -> str:
+        return self.data
+
+    def save(self, path: str) -> None:
+        """Write the standalone page to ``path``."""
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(self.data)
+
+
+# -- conversion -------------------------------------------------------------------------
+def to_numpy(value: Any) -> np.ndarray:
+    """A torch tensor (any device or dtype) or array-like as float32 numpy, without torch."""
+    if hasattr(value, "detach"):
+        value = value.detach()
+        if hasattr(value, "float"):
+            value = value.float()  # bfloat16 has no numpy dtype
+        if hasattr(value, "cpu"):
+            value = value.cpu()
+        if hasattr(value, "numpy"):
+            value = value.numpy()
+    return np.asarray(value, dtype=np.float32)
+
+
+def stack_layers(attention: Any, what: str = "attention") -> np.ndarray:
+    """BertViz's per-layer tuple of ``[batch, heads, rows, cols]`` -> ``[layers, heads, rows, cols]``.
+
+    Also takes one array ``[layers, heads, rows, cols]`` or ``[layers, 1, heads, rows, cols]``.
+    """
+    if isinstance(attention, (list, tuple)):
+        if not attention:
+            raise InputError(f"{what} is empty")
+        layers = []
+        for i, layer in enumerate(attention):
+            array = to_numpy(layer)
+            if array.ndim == 4:
+                if array.shape[0] != 1:
+                    raise InputError(f"{what}[{i}] has batch size {array.shape[0]}", "pass one example (batch size 1)")
+                array = array[0]
+            if array.ndim != 3:
+                raise InputError(
+                    f"{what}[{i}] has shape {tuple(array.shape)}, expected [batch, heads, rows, cols]",
+                    "make sure the model was called with output_attentions=True",
+                )
+            layers.append(array)
+        return np.stack(layers)
+    array = to_numpy(attention)
+    if array.ndim == 5:
+        if array.shape[1] != 1:
+            raise InputError(f"{what} has batch size {array.shape[1]}", "pass one example (batch size 1)")
+        array = array[:, 0]
+    if array.ndim != 4:
+        raise InputError(f"{what} has shape {tuple(array.shape)}, expected a tuple of [batch, heads, rows, cols] per layer")
+    return array
+
+
+def prettify(tokens: Sequence[str]) -> list[str]:
+    """Word-piece markers as readers expect them: GPT-2's Ġ and SentencePiece's ▁ as spaces."""
+    out = []
+    for token in tokens:
+        text = str(token).replace("Ġ", " ").replace("▁", " ").replace("Ċ", "\\n").replace("</w>", "")
+        out.append(text)
+    return out
+
+
+def _side(tokens: Sequence[str], pretty: bool, text_b_start: int | None = None) -> Side:
+    tokens = [str(t) for t in tokens]
+    return Side(
+        tokens=tokens,
+        display=prettify(tokens) if pretty else list(tokens),
+        special=[bool(_SPECIAL.match(t)) for t in tokens],
+        text_b_start=text_b_start,
+    )
+
+
+def _is_causal(attention: np.ndarray) -> bool:
+    rows, cols = attention.shape[-2:]
+    if rows != cols or rows < 2:
+        return False
+    upper = np.triu(np.ones((rows, cols), dtype=bool), 1)
+    return bool(np.all(attention[..., upper] == 0))
+
+
+def record_from_attention(
+    attention: Any = None,
+    tokens: Sequence[str] | None = None,
+    sentence_b_start: int | None = None,
+    *,
+    encoder_attention: Any = None,
+    decoder_attention: Any = None,
+    cross_attention: Any = None,
+    encoder_tokens: Sequence[str] | None = None,
+    decoder_tokens: Sequence[str] | None = None,
+    prettify_tokens: bool = True,
+    model_id: str = "",
+) -> AttentionRecord:
+    """An AttentionRecord from BertViz-style arguments (self-attention or encoder-decoder).
+
+    A self-attention whose upper triangle is all zero is recognised as causal (a decoder),
+    which halves what the page carries.
+    """
+    if attention is not None:
+        if tokens is None:
+            raise InputError("tokens are required with attention")
+        array = stack_layers(attention)
+        n = len(tokens)
+        if array.shape[-1] != n or array.shape[-2] != n:
+            raise InputError(f"attention covers {array.shape[-2]}x{array.shape[-1]} tokens but {n} tokens were given")
+        if sentence_b_start is not None and not 0 <= sentence_b_start <= n:
+            raise InputError(f"sentence_b_start {sentence_b_start} is outside 0..{n}")
+        causal = _is_causal(array)
+        name = "decoder" if causal else "encoder"
+        side = _side(tokens, prettify_tokens, sentence_b_start)
+        return AttentionRecord(
+            model_id=model_id,
+            revision="",
+            model_type="",
+            kind=name,
+            text=" ".join(side.display),
+            sides={name: side},
+            sections={name: Section(name=name, attention=array, rows=name, cols=name, causal=causal)},
+        )
+    if encoder_attention is None and decoder_attention is None and cross_attention is None:
+        raise InputError("give attention and tokens, or encoder_attention / decoder_attention / cross_attention")
+    sides: dict[str, Side] = {}
+    sections: dict[str, Section] = {}
+    if encoder_tokens is not None:
+        sides["encoder"] = _side(encoder_tokens, prettify_tokens, sentence_b_start)
+    if decoder_tokens is not None:
+        sides["decoder"] = _side(decoder_tokens, prettify_tokens)
+    for name, value, rows, cols in (
+        ("encoder", encoder_attention, "encoder", "encoder"),
+        ("decoder", decoder_attention, "decoder", "decoder"),
+        ("cross", cross_attention, "decoder", "encoder"),
+    ):
+        if value is None:
+            continue
+        for side in {rows, cols}:
+            if side not in sides:
+                raise InputError(f"{name}_attention needs {side}_tokens")
+        array = stack_layers(value, f"{name}_attention")
+        want = (len(sides[rows]), len(sides[cols]))
+        if tuple(array.shape[-2:]) != want:
+            raise InputError(f"{name}_attention covers {array.shape[-2]}x{array.shape[-1]} tokens, expected {want[0]}x{want[1]}")
+        causal = name == "decoder" and _is_causal(array)
+        sections[name] = Section(name=name, attention=array, rows=rows, cols=cols, causal=causal)
+    kind = "encoder-decoder" if "decoder" in sides and "encoder" in sides else next(iter(sides))
+    text = " ".join(sides["encoder"].display) if "encoder" in sides else " ".join(sides["decoder"].display)
+    target = " ".join(sides["decoder"].display) if "decoder" in sides and "encoder" in sides else None
+    return AttentionRecord(
+        model_id=model_id, revision="", model_type="", kind=kind, text=text, target=target, sides=sides, sections=sections
+    )
+
+
+# -- showing ------------------------------------------------------------------------------
+def _display_option(display_mode: str | None) -> str:
+    if display_mode is None:
+        return "auto"
+    if display_mode not in ("auto", "light", "dark"):
+        raise OptionError(f"display_mode must be 'auto', 'light' or 'dark', not {display_mode!r}")
+    return display_mode
+
+
+def _show(record: AttentionRecord, options: FigureOptions, html_action: str, title: str) -> AttentionHTML | None:
+    if html_action not in ("view", "return"):
+        raise OptionError(f"html_action must be 'view' or 'return', not {html_action!r}")
+    # A notebook's URL belongs to the notebook, so figures there keep their state to themselves.
+    figure = render_figure(record, options, hash_state=False)
+    result = AttentionHTML(render_page([figure], title), figure.html)
+    if html_action == "return":
+        return result
+    try:
+        from IPython.display import HTML, display
+    except ImportError:
+        return result
+    display(HTML(result._repr_html_()))
+    return None
+
+
+def _options(view: str, layer: int | None, heads: Any, include_layers: Any, include_heads: Any, display_mode: str | None) -> FigureOptions:
+    return FigureOptions.from_mapping(
+        {
+            "view": view,
+            "layer": layer,
+            "heads": list(heads) if heads is not None else None,
+            "include_layers": list(include_layers) if include_layers is not None else None,
+            "include_heads": list(include_heads) if include_heads is not None else None,
+            "display": _display_option(display_mode),
+        }
+    )
+
+
+def head_view(
+    attention: Any = None,
+    tokens: Sequence[str] | None = None,
+    sentence_b_start: int | None = None,
+    prettify_tokens: bool = True,
+    layer: int | None = None,
+    heads: Sequence[int] | None = None,
+    encoder_attention: Any = None,
+    decoder_attention: Any = None,
+    cross_attention: Any = None,
+    encoder_tokens: Sequence[str] | None = None,
+    decoder_tokens: Sequence[str] | None = None,
+    include_layers: Sequence[int] | None = None,
+    html_action: str = "view",
+    include_heads: Sequence[int] | None = None,
+    display_mode: str | None = "auto",
+) -> AttentionHTML | None:
+    """BertViz's ``head_view``: lines between tokens for the heads of one layer.
+
+    The parameters keep BertViz's positional order; ``include_heads`` and ``display_mode``
+    are additions. ``layer`` and ``heads`` are model indices. ``html_action="view"``
+    displays the figure in Jupyter (and returns the object when IPython is absent);
+    ``"return"`` returns it (``.data`` is a standalone HTML page). ``display_mode="auto"``
+    follows the notebook's theme (BertViz draws dark unless told otherwise).
+    """
+    record = record_from_attention(
+        attention, tokens, sentence_b_start,
+        encoder_attention=encoder_attention, decoder_attention=decoder_attention, cross_attention=cross_attention,
+        encoder_tokens=encoder_tokens, decoder_tokens=decoder_tokens, prettify_tokens=prettify_tokens,
+    )
+    options = _options("head", layer, heads, include_layers, include_heads, display_mode)
+    return _show(record, options, html_action, "Attention head view")
+
+
+def model_view(
+    attention: Any = None,
+    tokens: Sequence[str] | None = None,
+    sentence_b_start: int | None = None,
+    prettify_tokens: bool = True,
+    display_mode: str | None = "auto",
+    encoder_attention: Any = None,
+    decoder_attention: Any = None,
+    cross_attention: Any = None,
+    encoder_tokens: Sequence[str] | None = None,
+    decoder_tokens: Sequence[str] | None = None,
+    include_layers: Sequence[int] | None = None,
+    include_heads: Sequence[int] | None = None,
+    html_action: str = "view",
+) -> AttentionHTML | None:
+    """BertViz's ``model_view``: every layer and head as a thumbnail; click one to open it.
+
+    Same parameters and order as BertViz; ``display_mode="auto"`` (the default here) follows
+    the notebook's theme.
+    """
+    record = record_from_attention(
+        attention, tokens, sentence_b_start,
+        encoder_attention=encoder_attention, decoder_attention=decoder_attention, cross_attention=cross_attention,
+        encoder_tokens=encoder_tokens, decoder_tokens=decoder_tokens, prettify_tokens=prettify_tokens,
+    )
+    options = _options("model", None, None, include_layers, include_heads, display_mode)
+    return _show(record, options, html_action, "Attention model view")
+
+
+def neuron_view(
+    model: Any,
+    tokenizer: Any,
+    text: str,
+    text_b: str | None = None,
+    layer: int | None = None,
+    head: int | None = None,
+    *,
+    target: str | None = None,
+    display_mode: str | None = "auto",
+    html_action: str = "view",
+) -> AttentionHTML | None:
+    """The neuron view (query, key, q×k, q·k, softmax) for any supported HF model object.
+
+    Query and key vectors are captured from ``model`` with hooks and self-checked against
+    the attention it returns; where that check fails the figure says so instead of
+    showing wrong numbers.
+    """
+    from .extract import extract_from_model
+
+    record = extract_from_model(model, tokenizer, text, text_b=text_b, target=target, qk=True)
+    heads = [head] if head is not None else None
+    options = _options("neuron", layer, heads, None, None, display_mode)
+    return _show(record, options, html_action, "Attention neuron view")

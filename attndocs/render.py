@@ -1,0 +1,339 @@
+"""Payload -> HTML: figure fragments, failure placeholders, standalone pages and the assets.
+
+Front-ends (Sphinx, MkDocs, the site builder, notebooks, the CLI) place what this module
+returns; they never write figure markup themselves. Everything textual is escaped by
+Jinja2's autoescaping or by :func:`attndocs.payload.script_json`, and element ids derive
+from the content, so rendering the same record with the same options gives the same bytes.
+
+This module imports numpy and jinja2 only; never torch.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import jinja2
+import numpy as np
+
+from .errors import OptionError
+from .options import EMBEDS, FigureOptions
+from .payload import Payload, build_payload
+from .record import AttentionRecord
+
+_ASSETS = resources.files("attndocs") / "assets"
+_TEMPLATES = resources.files("attndocs") / "templates"
+_VIEW_NAMES = {
+    "head": "head view",
+    "model": "model view",
+    "neuron": "neuron view",
+    "matrix": "matrix",
+    "summary": "head summary",
+}
+
+
+@dataclass
+class RenderedFigure:
+    """One figure's HTML fragment and the side files it refers to (``embed="file"``)."""
+
+    html: str
+    id: str
+    view: str
+    files: dict[str, bytes] = field(default_factory=dict)
+    payload_bytes: int = 0
+
+    def __str__(self) -> str:
+        return self.html
+
+
+# -- assets -------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def bundle_js() -> str:
+    """Every ``assets/js/*.js`` in file-name order, each in its own function scope.
+
+    The bundle defines ``window.attndocs`` once; loading it a second time (two notebook
+    outputs, a theme that repeats scripts) only boots figures that are new.
+    """
+    sources = sorted((p for p in (_ASSETS / "js").iterdir() if p.name.endswith(".js")), key=lambda p: p.name)
+    parts = [
+        "/* attndocs.js: interactive attention figures. Generated from attndocs/assets/js; no dependencies. */",
+        "(function () {",
+        "if (window.attndocs && window.attndocs.version) { window.attndocs.boot(); return; }",
+        "window.attndocs = {};",
+    ]
+    for path in sources:
+        text = path.read_text(encoding="utf-8")
+        parts.append(f"/* ---- {path.name} ---- */\n(function (attndocs) {{\n\"use strict\";\n{text}\n}})(window.attndocs);")
+    parts.append("window.attndocs.start();\n})();\n")
+    js = "\n".join(parts)
+    if re.search(r"</script|<!--", js, re.IGNORECASE):
+        raise RuntimeError("attndocs.js must not contain '</script' or '<!--' (it is inlined into pages)")
+    return js
+
+
+@functools.lru_cache(maxsize=1)
+def bundle_css() -> str:
+    css = (_ASSETS / "attndocs.css").read_text(encoding="utf-8")
+    if re.search(r"</style", css, re.IGNORECASE):
+        raise RuntimeError("attndocs.css must not contain '</style'")
+    return css
+
+
+def _short_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:10]
+
+
+def asset_files() -> dict[str, bytes]:
+    """``{"attndocs.<hash>.js": ..., "attndocs.<hash>.css": ...}`` for a site's static folder.
+
+    The hash is of the content, so a browser cache never serves a stale copy.
+    """
+    js = bundle_js().encode("utf-8")
+    css = bundle_css().encode("utf-8")
+    return {f"attndocs.{_short_hash(js)}.js": js, f"attndocs.{_short_hash(css)}.css": css}
+
+
+def asset_tags(prefix: str = "") -> str:
+    """The ``<link>`` and ``<script>`` tags that load :func:`asset_files` from ``prefix``."""
+    tags = []
+    for name in asset_files():
+        url = _attr(prefix + name)
+        if name.endswith(".css"):
+            tags.append(f'<link rel="stylesheet" href="{url}">')
+        else:
+            tags.append(f'<script defer src="{url}"></script>')
+    return "\n".join(tags)
+
+
+def _attr(text: str) -> str:
+    return str(jinja2.utils.markupsafe.escape(text))
+
+
+# -- templates ----------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FunctionLoader(lambda name: (_TEMPLATES / name).read_text(encoding="utf-8")),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+    return env
+
+
+# -- ids ----------------------------------------------------------------------------------
+def figure_id(options: FigureOptions, digest: str, used_ids: set[str] | None = None) -> str:
+    """``name`` made safe for an id, else ``attndocs-<content hash>``; unique within used_ids."""
+    if options.name:
+        base = re.sub(r"[^A-Za-z0-9_.:-]+", "-", options.name.strip()).strip("-") or "figure"
+        if not re.match(r"[A-Za-z]", base):
+            base = "attndocs-" + base
+    else:
+        base = "attndocs-" + digest[:12]
+    result = base
+    if used_ids is not None:
+        n = 2
+        while result in used_ids:
+            result = f"{base}-{n}"
+            n += 1
+        used_ids.add(result)
+    return result
+
+
+def _classes(options: FigureOptions) -> list[str]:
+    return [c for c in re.split(r"\s+", options.class_ or "") if c and re.fullmatch(r"[A-Za-z0-9_-]+", c)]
+
+
+# -- summaries for readers without JavaScript ----------------------------------------------
+def describe(record: AttentionRecord, options: FigureOptions) -> str:
+    """One sentence saying what the figure shows (its default alt text)."""
+    sides = record.sides
+    n_tokens = " and ".join(f"{len(side)} {name} tokens" for name, side in sides.items())
+    view = _VIEW_NAMES.get(options.view, options.view)
+    model = record.model_id or "a model"
+    return f"Attention {view} of {model} ({record.layers} layers × {record.heads} heads, {n_tokens})."
+
+
+def strongest_pairs(record: AttentionRecord, layer: int, heads: Sequence[int], count: int = 5) -> list[tuple[str, str, float]]:
+    """The strongest (query token, key token, mean weight) pairs of one layer, for a text summary.
+
+    Pairs with a special token ([CLS], [SEP], <s> ...) or a token attending to itself are
+    skipped when others exist, since they say little about the text.
+    """
+    name = next(iter(record.sections))
+    section = record.sections[name]
+    if layer >= section.layers:
+        return []
+    heads = [h for h in heads if h < section.heads] or list(range(section.heads))
+    mean = np.asarray(section.attention[layer][heads], dtype=np.float32).mean(axis=0)
+    rows, cols = record.sides[section.rows], record.sides[section.cols]
+    score = mean.copy()
+    boring = np.zeros_like(score, dtype=bool)
+    boring |= np.asarray(rows.special, dtype=bool)[:, None]
+    boring |= np.asarray(cols.special, dtype=bool)[None, :]
+    if section.rows == section.cols:
+        np.fill_diagonal(boring, True)
+    if (~boring).any():
+        score[boring] = -1
+    flat = np.argsort(-score, axis=None, kind="stable")[:count]
+    out = []
+    for index in flat:
+        i, j = divmod(int(index), score.shape[1])
+        if score[i, j] < 0:
+            break
+        out.append((rows.display[i], cols.display[j], float(mean[i, j])))
+    return out
+
+
+# -- figures ------------------------------------------------------------------------------
+def render_figure(
+    record: AttentionRecord,
+    options: FigureOptions,
+    *,
+    embed: str = "inline",
+    file_prefix: str = "",
+    used_ids: set[str] | None = None,
+    hash_state: bool = True,
+) -> RenderedFigure:
+    """The HTML fragment of one figure.
+
+    ``embed="inline"`` puts the payload in the page as base64 (works from file://);
+    ``embed="file"`` returns it in ``files`` under a content-hashed name, fetched from
+    ``file_prefix + name`` when the figure comes into view. ``used_ids`` (one set per page)
+    keeps ids unique when the same figure appears twice. Raises :class:`OptionError` when
+    a layer or head option does not fit the record.
+    """
+    if embed not in EMBEDS:
+        raise OptionError(f"embed must be one of {', '.join(EMBEDS)}, not {embed!r}")
+    payload = build_payload(record, options, hash_state=hash_state)
+    digest = payload.digest()
+    fig_id = figure_id(options, digest, used_ids)
+    files: dict[str, bytes] = {}
+    src = None
+    body_b64 = ""
+    if embed == "file":
+        name = f"attndocs-{digest[:16]}.bin"
+        files[name] = payload.encoded
+        src = file_prefix + name
+    else:
+        body_b64 = payload.body_base64()
+    description = describe(record, options)
+    label = options.alt or description
+    selection = payload.header["options"]
+    pairs = strongest_pairs(record, selection["layer"], selection["heads"]) if options.view != "summary" else []
+    html = _env().get_template("figure.html").render(
+        id=fig_id,
+        view=options.view,
+        classes=_classes(options),
+        display=options.display,
+        theme="dark" if options.display == "dark" else "light",
+        label=label,
+        description=description,
+        alt=options.alt,
+        layer=selection["layer"],
+        pairs=pairs,
+        caption=options.caption,
+        header_json=jinja2.utils.markupsafe.Markup(payload.header_json()),
+        body_b64=body_b64,
+        src=src,
+    )
+    return RenderedFigure(html=html, id=fig_id, view=options.view, files=files, payload_bytes=len(payload.encoded))
+
+
+def render_placeholder(message: str, options: FigureOptions | None = None, *, used_ids: set[str] | None = None) -> str:
+    """A visible box in place of a figure that could not be made (the build goes on)."""
+    options = options or FigureOptions()
+    digest = hashlib.sha256(f"{message}\0{options.text}\0{options.view}".encode()).hexdigest()
+    return _env().get_template("placeholder.html").render(
+        id=figure_id(options, digest, used_ids),
+        classes=_classes(options),
+        message=message,
+        alt=options.alt,
+        caption=options.caption,
+        display=options.display,
+    )
+
+
+# -- standalone pages ---------------------------------------------------------------------
+def _csp_hash(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii") + "'"
+
+
+def render_page(figures: Iterable[RenderedFigure | str], title: str = "Attention", *, lang: str = "en", intro: str | None = None) -> str:
+    """A self-contained HTML page: assets inlined, no request to any network.
+
+    A Content-Security-Policy allows only the page's own inline script (by hash) and no
+    connections at all, so even a mistake elsewhere cannot make the page load anything.
+    Figures rendered with ``embed="file"`` are not allowed here: a standalone page carries
+    its data inline.
+    """
+    parts = []
+    for figure in figures:
+        if isinstance(figure, RenderedFigure):
+            if figure.files:
+                raise OptionError("a standalone page needs figures rendered with embed='inline'")
+            parts.append(figure.html)
+        else:
+            parts.append(str(figure))
+    js = bundle_js()
+    csp = (
+        "default-src 'none'; "
+        f"script-src {_csp_hash(js)}; "
+        "style-src 'unsafe-inline'; img-src data: blob:; font-src data:; connect-src 'none'; "
+        "base-uri 'none'; form-action 'none'"
+    )
+    return _env().get_template("page.html").render(
+        title=title,
+        lang=lang,
+        intro=intro,
+        csp=csp,
+        css=jinja2.utils.markupsafe.Markup(bundle_css()),
+        js=jinja2.utils.markupsafe.Markup(js),
+        figures=[jinja2.utils.markupsafe.Markup(p) for p in parts],
+    )
+
+
+def render_record_page(record: AttentionRecord, options: FigureOptions, title: str | None = None) -> str:
+    """One record as one standalone page (what ``attndocs render`` writes)."""
+    figure = render_figure(record, options)
+    return render_page([figure], title or options.caption or describe(record, options))
+
+
+def inline_assets_html(fragment: str) -> str:
+    """A fragment plus the inlined CSS and JS (for notebook outputs)."""
+    return f"<style>{bundle_css()}</style>\n{fragment}\n<script>{bundle_js()}</script>"
+
+
+_DATA_RE = re.compile(
+    r"""<div class="attndocs-data" hidden data-header='([^']*)'(?: data-src="([^"]*)"| data-body="([^"]*)")></div>"""
+)
+
+
+def figure_payloads(html: str) -> list[dict[str, Any]]:
+    """Every figure payload in rendered HTML, in page order (for tests and tools).
+
+    Each item: ``header`` (the decoded JSON), ``body`` (the shipped bytes, inline figures)
+    or ``src`` (the side-file URL, ``embed="file"``); the other is None.
+    """
+    out = []
+    for match in _DATA_RE.finditer(html):
+        header_text, src, body = match.groups()
+        out.append({
+            "header": json.loads(header_text),
+            "src": jinja2.utils.markupsafe.Markup(src).unescape() if src is not None else None,
+            "body": base64.b64decode(body) if body is not None else None,
+        })
+    return out
+
+
+def payload_of(record: AttentionRecord, options: FigureOptions) -> Payload:
+    """The payload a figure would carry (benchmarks and tests measure it)."""
+    return build_payload(record, options)

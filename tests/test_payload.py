@@ -1,0 +1,224 @@
+"""The browser payload: quantisation bounds, causal triangles, selection, Q/K, escaping, determinism."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from attndocs.errors import OptionError
+from attndocs.options import FigureOptions
+from attndocs.payload import (
+    build_payload,
+    decode_attention,
+    decode_body,
+    decode_qk,
+    dequantize_attention,
+    quantize_attention,
+    script_json,
+    triangle_mask,
+)
+
+sys.path.insert(0, str(Path(__file__).parent / "browser"))
+from synthetic import synthetic_record  # noqa: E402
+
+
+def roundtrip(record, **options):
+    payload = build_payload(record, FigureOptions(**options))
+    return payload, decode_body(payload.header, payload.encoded)
+
+
+# -- quantisation -------------------------------------------------------------------------
+def test_sqrt_companding_error_is_within_one_step():
+    a = np.linspace(0, 1, 100_001, dtype=np.float32)
+    back = dequantize_attention(quantize_attention(a))
+    # One code step of sqrt(a) is 1/255, so |a - back| <= (2 sqrt(a) + 1/255) / 510.
+    bound = (2 * np.sqrt(a) + 1 / 255) / 510 + 1e-7
+    assert np.all(np.abs(back - a) <= bound)
+    assert np.abs(back - a).max() < 0.004
+
+
+def test_small_weights_keep_relative_precision():
+    # Linear 8-bit would flatten all of these to zero; sqrt companding keeps them apart.
+    a = np.array([1e-3, 2e-3, 5e-3, 1e-2], dtype=np.float32)
+    back = dequantize_attention(quantize_attention(a))
+    assert np.all(np.abs(back - a) / a < 0.1)
+    assert len(np.unique(back)) == 4
+
+
+def test_no_nonzero_weight_becomes_zero():
+    a = np.array([0.0, 1e-12, 1e-9, 3e-6, 1e-5, 0.5], dtype=np.float32)
+    codes = quantize_attention(a)
+    assert codes[0] == 0
+    assert np.all(codes[1:] > 0)
+    assert np.all(dequantize_attention(codes)[1:] > 0)
+
+
+def test_quantisation_clamps_bad_values():
+    codes = quantize_attention(np.array([-0.1, np.nan, 1.5, np.inf], dtype=np.float32))
+    assert codes.tolist() == [0, 0, 255, 255]
+
+
+def test_payload_roundtrip_is_within_the_quantisation_error():
+    record = synthetic_record("encoder", n=20, layers=3, heads=4, seed=1)
+    payload, body = roundtrip(record)
+    got = decode_attention(payload.header, body, "encoder")
+    want = record.sections["encoder"].attention
+    assert got.shape == want.shape
+    assert np.abs(got - want).max() <= (2 * np.sqrt(want) + 1 / 255).max() / 510 + 1e-7
+    assert np.all((got > 0) == (want > 0))
+    # Rows still sum to one within the aggregate error the design promises (~1e-4 per weight).
+    assert np.abs(got.sum(-1) - 1).max() < 0.02
+
+
+# -- causal sections ----------------------------------------------------------------------
+def test_causal_sections_ship_only_the_lower_triangle():
+    record = synthetic_record("decoder", n=30, layers=2, heads=3)
+    payload, body = roundtrip(record)
+    info = payload.header["sections"]["decoder"]
+    assert info["causal"] is True
+    assert info["blocks"]["attn"]["length"] == 2 * 3 * (30 * 31 // 2)
+    got = decode_attention(payload.header, body, "decoder")
+    assert np.all(got[..., ~triangle_mask(30, 30)] == 0)
+    assert np.all(got[..., triangle_mask(30, 30)] > 0)
+    np.testing.assert_allclose(got, record.sections["decoder"].attention, atol=1 / 255)
+
+
+def test_triangle_for_rectangular_causal_blocks():
+    # A decoder continuing after a prefix: row i may see the prefix and keys up to itself.
+    mask = triangle_mask(3, 5)
+    assert mask.astype(int).tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 0], [1, 1, 1, 1, 1]]
+
+
+# -- selection ----------------------------------------------------------------------------
+def test_only_included_layers_and_heads_ship():
+    record = synthetic_record("encoder", n=12, layers=6, heads=12)
+    full, _ = roundtrip(record)
+    payload, body = roundtrip(record, include_layers=(1, 4), include_heads=(0, 7, 11), layer=4, heads=(7,))
+    info = payload.header["sections"]["encoder"]
+    assert (info["layers"], info["heads"]) == ([1, 4], [0, 7, 11])
+    assert info["blocks"]["attn"]["length"] == 2 * 3 * 12 * 12
+    assert len(payload.body) < len(full.body) / 10
+    got = decode_attention(payload.header, body, "encoder")
+    want = record.sections["encoder"].attention[np.ix_([1, 4], [0, 7, 11])]
+    np.testing.assert_allclose(got, want, atol=1 / 255)
+    assert payload.header["options"]["layer"] == 4 and payload.header["options"]["heads"] == [7]
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"layer": 6}, "option 'layer' is 6, out of range"),
+        ({"heads": (3, 12)}, "option 'heads' has head 12 out of range"),
+        ({"include_layers": (0, 9)}, "option 'include-layers' has layer 9 out of range"),
+        ({"include_heads": (12,)}, "option 'include-heads' has head 12 out of range"),
+        ({"include_layers": (1, 2), "layer": 0}, "option 'layer' is 0, which include-layers leaves out"),
+        ({"include_heads": (1, 2), "heads": (0,)}, "option 'heads' selects head 0, which include-heads leaves out"),
+    ],
+)
+def test_out_of_range_selection_is_an_option_error(options, message):
+    record = synthetic_record("encoder", n=5, layers=6, heads=12, model_id="tiny")
+    with pytest.raises(OptionError) as info:
+        build_payload(record, FigureOptions(**options))
+    assert message in str(info.value)
+    assert "tiny has" in str(info.value) or "included:" in str(info.value)
+
+
+# -- query / key --------------------------------------------------------------------------
+def test_qk_ship_only_for_the_neuron_view():
+    record = synthetic_record("encoder", n=9, layers=2, heads=2, qk=True)
+    head, _ = roundtrip(record, view="head")
+    assert not head.header["sections"]["encoder"]["hasQK"]
+    assert head.header["neuron"]["available"] is False
+    neuron, body = roundtrip(record, view="neuron")
+    info = neuron.header["sections"]["encoder"]
+    assert info["hasQK"] and info["d"] == 16
+    assert neuron.header["neuron"] == {"available": True, "reason": None}
+    qk = decode_qk(neuron.header, body, "encoder")
+    section = record.sections["encoder"]
+    for name, want in (("query", section.query), ("key", section.key)):
+        # int8 with a per-(layer, head) scale: error at most half a step of that head's range.
+        step = np.abs(want).max(axis=(2, 3), keepdims=True) / 127
+        assert np.all(np.abs(qk[name] - want) <= step / 2 + 1e-6)
+
+
+def test_qk_reproduce_the_attention_through_softmax():
+    record = synthetic_record("decoder", n=12, layers=2, heads=3, qk=True, sharp=1.0)
+    payload, body = roundtrip(record, view="neuron")
+    qk = decode_qk(payload.header, body, "decoder")
+    scale = payload.header["sections"]["decoder"]["scale"]
+    logits = scale * np.einsum("lhid,lhjd->lhij", qk["query"], qk["key"])
+    logits = np.where(triangle_mask(12, 12), logits, -np.inf)
+    probs = np.exp(logits - logits.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    np.testing.assert_allclose(probs, record.sections["decoder"].attention, atol=0.02)
+
+
+def test_shared_bias_ships_once():
+    record = synthetic_record("encoder-decoder", n=10, layers=4, heads=2, qk=True, bias=True)
+    payload, body = roundtrip(record, view="neuron")
+    block = payload.header["sections"]["encoder"]["blocks"]["bias"]
+    assert block["sharedLayers"] is True and block["encoding"] == "f16"
+    assert block["length"] == 1 * 2 * 10 * 10 * 2
+    qk = decode_qk(payload.header, body, "encoder")
+    np.testing.assert_allclose(qk["bias"], record.sections["encoder"].bias, atol=2e-3)
+    assert "bias" not in payload.header["sections"]["cross"]["blocks"]
+
+
+def test_neuron_reason_comes_from_the_record():
+    record = synthetic_record("encoder", n=5)
+    record.neuron = {"available": False, "reason": "the self-check failed for this model"}
+    payload, _ = roundtrip(record, view="neuron")
+    assert payload.header["neuron"] == {"available": False, "reason": "the self-check failed for this model"}
+
+
+# -- escaping and determinism -------------------------------------------------------------
+def test_script_json_cannot_close_a_script_or_break_the_page():
+    nasty = {"t": "</script><script>alert(1)</script><!-- \u2028\u2029 & ' \ud800 猫"}
+    text = script_json(nasty)
+    for bad in ("<", ">", "&", "'", "\u2028", "\u2029", "\ud800"):
+        assert bad not in text
+    assert "猫" in text  # non-ASCII text stays compact
+    text.encode("utf-8")  # no lone surrogate left to break the page's encoding
+    assert json.loads(text)["t"] == nasty["t"]
+
+
+def test_script_json_has_no_nan():
+    assert script_json({"a": float("nan"), "b": np.float32(np.inf), "c": [np.int64(3)]}) == '{"a":null,"b":null,"c":[3]}'
+
+
+def test_header_is_escaped_inside_the_page():
+    record = synthetic_record("encoder", tokens=["</script>", "<!--", "a&b"], text="</script>")
+    payload = build_payload(record, FigureOptions(caption="</script>"))
+    text = payload.header_json()
+    assert "</" not in text and "<!--" not in text
+    assert json.loads(text)["sides"]["encoder"]["display"] == ["</script>", "<!--", "a&b"]
+
+
+def test_payload_is_deterministic():
+    a = build_payload(synthetic_record("pair", n=15, seed=3), FigureOptions(view="model"))
+    b = build_payload(synthetic_record("pair", n=15, seed=3), FigureOptions(view="model"))
+    assert a.header_json() == b.header_json() and a.encoded == b.encoded and a.digest() == b.digest()
+
+
+def test_compression_is_used_only_when_it_helps():
+    # Uniform attention compresses to almost nothing.
+    record = synthetic_record("encoder", n=40, layers=2, heads=2, sharp=0.0)
+    payload, body = roundtrip(record)
+    assert payload.header["body"]["compression"] == "deflate"
+    assert len(payload.encoded) < len(body) / 20
+
+
+def test_mask_values_in_the_bias_become_minus_infinity():
+    record = synthetic_record("encoder-decoder", n=6, layers=2, heads=1, qk=True, bias=True)
+    section = record.sections["decoder"]
+    section.bias = section.bias.copy()
+    section.bias[..., 0, 1:] = np.finfo(np.float32).min  # how some models mask in their bias
+    with np.errstate(over="raise"):
+        payload, body = roundtrip(record, view="neuron")
+    bias = decode_qk(payload.header, body, "decoder")["bias"]
+    assert np.all(np.isneginf(bias[..., 0, 1:]))
+    assert np.all(np.isfinite(bias[..., 1:, :]))

@@ -1,0 +1,208 @@
+"""HTML rendering: figure markup, ids, byte-identical output, side files, pages, assets, CLI."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from attndocs import cli
+from attndocs.errors import OptionError
+from attndocs.options import FigureOptions
+from attndocs.payload import build_payload
+from attndocs.render import (
+    asset_files,
+    asset_tags,
+    bundle_css,
+    bundle_js,
+    figure_payloads,
+    render_figure,
+    render_page,
+    render_placeholder,
+)
+
+sys.path.insert(0, str(Path(__file__).parent / "browser"))
+from synthetic import synthetic_record  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_figure_markup_carries_header_body_caption_and_fallback():
+    record = synthetic_record("encoder", n=9)
+    fig = render_figure(record, FigureOptions(view="model", caption="All heads", alt="Six layers of lines", class_="wide bad\"class"))
+    html = fig.html
+    assert html.startswith("<figure class=\"attndocs-figure attndocs-view-model wide\"")
+    assert 'data-attndocs-view="model"' in html
+    # Data lives in attributes, not <script> blocks (hosts re-run or index script text).
+    assert "<script" not in html
+    (payload,) = figure_payloads(html)
+    expected = build_payload(record, FigureOptions(view="model", caption="All heads", alt="Six layers of lines"))
+    assert payload["header"] == expected.header and payload["body"] == expected.encoded and payload["src"] is None
+    assert '<figcaption class="attndocs-caption">All heads</figcaption>' in html
+    assert 'aria-label="Six layers of lines"' in html
+    assert "<noscript>" in html and "Strongest attention in layer 0" in html
+    assert fig.files == {} and fig.view == "model"
+
+
+def test_ids_come_from_the_name_or_the_content():
+    record = synthetic_record("encoder", n=6)
+    named = render_figure(record, FigureOptions(name="Fig: cat & mat"))
+    assert named.id == "Fig:-cat-mat"
+    first = render_figure(record, FigureOptions())
+    again = render_figure(synthetic_record("encoder", n=6), FigureOptions())
+    other = render_figure(synthetic_record("encoder", n=6, seed=1), FigureOptions())
+    assert first.id == again.id and first.id.startswith("attndocs-")
+    assert other.id != first.id
+
+
+def test_rendering_is_byte_identical():
+    html = [render_figure(synthetic_record("pair", n=14, seed=2), FigureOptions(view="head", caption="c")).html for _ in range(2)]
+    assert html[0] == html[1]
+    pages = [render_page([h], "t") for h in html]
+    assert pages[0] == pages[1]
+
+
+def test_used_ids_keep_repeated_figures_distinct():
+    used: set[str] = set()
+    record = synthetic_record("encoder", n=6)
+    ids = [render_figure(record, FigureOptions(name="same"), used_ids=used).id for _ in range(3)]
+    assert ids == ["same", "same-2", "same-3"]
+
+
+def test_side_file_embedding():
+    record = synthetic_record("encoder", n=6)
+    fig = render_figure(record, FigureOptions(), embed="file", file_prefix="../_static/attndocs/")
+    (name, data), = fig.files.items()
+    assert re.fullmatch(r"attndocs-[0-9a-f]{16}\.bin", name)
+    assert f'data-src="../_static/attndocs/{name}"' in fig.html
+    assert data == build_payload(record, FigureOptions()).encoded
+    (payload,) = figure_payloads(fig.html)
+    assert payload["src"] == f"../_static/attndocs/{name}" and payload["body"] is None
+    with pytest.raises(OptionError):
+        render_page([fig])
+    with pytest.raises(OptionError):
+        render_figure(record, FigureOptions(), embed="cdn")
+
+
+def test_bad_layer_raises_an_option_error_for_the_front_end():
+    with pytest.raises(OptionError, match="option 'layer' is 9, out of range"):
+        render_figure(synthetic_record("encoder", n=5, layers=2), FigureOptions(layer=9))
+
+
+def test_placeholder_is_escaped_and_marked_failed():
+    html = render_placeholder("model '<x>' not found", FigureOptions(caption="<b>c</b>", name="p1"))
+    assert 'class="attndocs-figure attndocs-failed"' in html and 'id="p1"' in html
+    assert "&lt;x&gt;" in html and "&lt;b&gt;c&lt;/b&gt;" in html
+    assert "data-attndocs-view" not in html  # the scripts leave it alone
+
+
+def test_page_inlines_assets_and_its_csp_allows_exactly_its_script():
+    page = render_page([render_figure(synthetic_record("encoder", n=6), FigureOptions())], "A & B")
+    assert "<title>A &amp; B</title>" in page
+    scripts = re.findall(r"<script>(.*?)</script>", page, re.S)
+    assert scripts == [bundle_js()]
+    digest = base64.b64encode(hashlib.sha256(scripts[0].encode()).digest()).decode()
+    assert f"script-src &#39;sha256-{digest}&#39;" in page
+    assert bundle_css() in page
+
+
+def test_bundle_wraps_every_source_and_defines_one_global():
+    js = bundle_js()
+    sources = sorted(p.name for p in (ROOT / "attndocs/assets/js").glob("*.js"))
+    positions = [js.index(f"/* ---- {name} ---- */") for name in sources]
+    assert positions == sorted(positions)
+    assert js.count('(function (attndocs) {\n"use strict";') == len(sources)
+    assert re.search(r"</script|<!--", js, re.I) is None
+    assert not re.search(r"https?://(?!www\.w3\.org/2000/svg)", js), "the scripts must not reference the network"
+
+
+def test_node_parses_the_bundle(tmp_path):
+    node = subprocess.run(["bash", "-lc", "command -v node"], capture_output=True, text=True).stdout.strip()
+    if not node:
+        pytest.fail("node is needed to syntax-check attndocs.js")
+    path = tmp_path / "attndocs.js"
+    path.write_text(bundle_js(), encoding="utf-8")
+    result = subprocess.run([node, "--check", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_asset_files_are_content_hashed():
+    files = asset_files()
+    names = sorted(files, key=lambda n: n.rsplit(".", 1)[1])  # .css before .js
+    assert re.fullmatch(r"attndocs\.[0-9a-f]{10}\.css", names[0])
+    assert re.fullmatch(r"attndocs\.[0-9a-f]{10}\.js", names[1])
+    for name, data in files.items():
+        assert name.split(".")[1] == hashlib.sha256(data).hexdigest()[:10]
+    tags = asset_tags("_static/")
+    assert f'href="_static/{names[0]}"' in tags and f'src="_static/{names[1]}"' in tags
+
+
+def test_render_and_payload_never_import_torch():
+    code = (
+        "import sys, attndocs.render, attndocs.payload, attndocs.notebook\n"
+        "import attndocs.render as r\n"
+        "bad = [m for m in ('torch', 'transformers') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_cli_render_writes_a_standalone_page(tmp_path, monkeypatch):
+    record = synthetic_record("pair", n=10)
+
+    class Result:
+        def __init__(self, rec):
+            self.record = rec
+
+        def describe(self):
+            return "synthetic"
+
+    calls = []
+
+    class FakePipeline:
+        def __init__(self, settings):
+            calls.append(settings)
+
+        def compute_one(self, options, qk=False):
+            calls.append((options, qk))
+            return Result(record)
+
+    import attndocs.pipeline
+
+    monkeypatch.setattr(attndocs.pipeline, "Pipeline", FakePipeline)
+    out = tmp_path / "sub" / "page.html"
+    code = cli.main(["render", "--view", "neuron", "--layer", "1", "--caption", "Pair", "--mode", "frozen",
+                     "--cache-dir", str(tmp_path / "c"), "-o", str(out), "The cat sat."])
+    assert code == 0
+    settings, (options, qk) = calls
+    assert settings.execution_mode == "frozen" and settings.cache_dir == str(tmp_path / "c")
+    assert options.view == "neuron" and options.layer == 1 and options.text == "The cat sat." and qk is True
+    page = out.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and "<title>Pair</title>" in page
+    assert 'data-attndocs-view="neuron"' in page
+
+
+def test_cli_render_reports_option_errors_in_one_line(tmp_path, monkeypatch, capsys):
+    class FakePipeline:
+        def __init__(self, settings):
+            pass
+
+        def compute_one(self, options, qk=False):
+            class Result:
+                record = synthetic_record("encoder", n=5, layers=2)
+
+            return Result()
+
+    import attndocs.pipeline
+
+    monkeypatch.setattr(attndocs.pipeline, "Pipeline", FakePipeline)
+    code = cli.main(["render", "--layer", "7", "-o", str(tmp_path / "p.html"), "x"])
+    assert code == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("attndocs: error: option 'layer' is 7, out of range") and "\n" not in err
+    assert not (tmp_path / "p.html").exists()
