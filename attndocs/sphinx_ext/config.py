@@ -1,0 +1,82 @@
+"""The ``attention_*`` config values, generated from SiteSettings, and their validation.
+
+Every SiteSettings field ``x`` becomes ``attention_x`` in conf.py with the same default;
+``attention_override_admonition`` decides whether ``.. attention::`` is the figure
+directive or stays docutils' admonition. Values are checked when the builder starts, so
+a typo in conf.py stops the build at once with a message naming the setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sphinx.errors import ConfigError
+
+from ..errors import OptionError
+from ..options import SiteSettings, parse_value, settings_fields
+
+if TYPE_CHECKING:
+    from sphinx.application import Sphinx
+
+PREFIX = "attention_"
+OVERRIDE_ADMONITION = "attention_override_admonition"
+
+# Settings whose change alters the figures themselves: every page is read again. The others
+# change only how pages are written (embed) or how a build runs (device, batch size, errors).
+_REBUILD = {"embed": "html", "device": "", "batch_size": "", "raise_on_error": ""}
+
+
+def config_name(field: dataclasses.Field) -> str:
+    return PREFIX + field.name
+
+
+def add_config_values(app: Sphinx) -> None:
+    for f in settings_fields():
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+        app.add_config_value(config_name(f), default, _REBUILD.get(f.name, "env"))
+    # True: `.. attention::` is the figure directive, replacing docutils' attention admonition.
+    app.add_config_value(OVERRIDE_ADMONITION, True, "env", types=frozenset({bool}))
+
+
+def site_settings(app: Sphinx) -> SiteSettings:
+    """SiteSettings from conf.py; ConfigError naming the setting and what it allows.
+
+    Paths are taken relative to the folder of conf.py: the cache (default
+    ``.cache/attndocs`` there) and model folders given in ``attention_default_model`` or
+    ``attention_model_aliases``.
+    """
+    confdir = Path(app.confdir)
+    values: dict[str, Any] = {}
+    for f in settings_fields():
+        name = config_name(f)
+        value = app.config[name]
+        try:
+            values[f.name] = parse_value(f, value)
+        except OptionError as exc:
+            allowed = getattr(f.metadata["parse"], "allowed", None)
+            raise ConfigError(
+                f"{name} = {value!r} in conf.py is not valid"
+                + (f": expected {allowed}" if allowed else f": {exc.message}")
+                + f". {f.metadata['help']}"
+            ) from None
+    cache_dir = values.get("cache_dir")
+    values["cache_dir"] = str(confdir / cache_dir) if cache_dir else str(confdir / ".cache" / "attndocs")
+    values["default_model"] = model_path(values["default_model"], confdir)
+    values["model_aliases"] = {k: model_path(v, confdir) for k, v in values["model_aliases"].items()}
+    return SiteSettings(**values)
+
+
+def model_path(name: str, confdir: Path) -> str:
+    """A model named by a folder relative to conf.py becomes that folder's absolute path.
+
+    sphinx-build may run from any working folder, so a relative folder means the one
+    beside conf.py. Names that are not such a folder (aliases, hub ids) pass unchanged.
+    """
+    if not name or name.startswith(("/", "~")):
+        return name
+    candidate = confdir / name
+    if candidate.is_dir():
+        return str(candidate.resolve())
+    return name
