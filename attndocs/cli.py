@@ -91,6 +91,90 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- render -------------------------------------------------------------------------------
+def _add_render(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("render", help="Run a model on a text and write one self-contained interactive HTML page.")
+    p.add_argument("text", metavar="TEXT", help="The text ('-' reads standard input).")
+    p.add_argument("-o", "--output", required=True, help="Where to write the page (.html); it works from file:// offline.")
+    p.add_argument("--title", default=None, help="Page title (default: the caption, else a description of the figure).")
+    add_figure_flags(p)
+    add_run_flags(p)
+    p.set_defaults(func=_cmd_render)
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    from .pipeline import Pipeline
+    from .render import render_record_page
+
+    options = figure_options_from_args(args, read_text_arg(args.text))
+    result = Pipeline(settings_from_args(args)).compute_one(options, qk=options.view == "neuron")
+    page = render_record_page(result.record, options, title=args.title)
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf-8")
+    print(f"{out}: {options.view} view, {result.describe()}, {len(page.encode('utf-8')):,} bytes", file=sys.stderr)
+    return 0
+
+
+# -- build and precompute (site front-ends) --------------------------------------------------
+def _site_overrides(args: argparse.Namespace) -> dict:
+    """Settings the flags set explicitly; the site's own config decides the rest."""
+    import os
+
+    return {
+        "cache_dir": args.cache_dir or os.environ.get("ATTNDOCS_CACHE_DIR"),
+        "execution_mode": args.mode,
+        "device": args.device,
+        "trust_remote_code": True if args.trust_remote_code else None,
+    }
+
+
+def _add_build(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("build", help="Build a static site (light/dark, works from file://) from a folder of Markdown pages.")
+    p.add_argument("src", metavar="SRC", help="Folder of Markdown pages, optionally with an attndocs.toml.")
+    p.add_argument("-o", "--output", default="site", help="Output folder (default: ./site); cleared on each build.")
+    p.add_argument("--title", default=None, help="Site title (default: attndocs.toml's title, else the folder name).")
+    p.add_argument("--strict", action="store_true", help="Exit non-zero when there is any warning.")
+    add_run_flags(p)
+    # None means "not given": attndocs.toml's settings apply unless a flag overrides them.
+    p.set_defaults(func=_cmd_build, mode=None, device=None)
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    from .site import build_site, stderr_progress
+
+    report = build_site(args.src, args.output, overrides=_site_overrides(args), title=args.title, progress=stderr_progress)
+    for problem in report.problems:
+        print(f"attndocs: warning: {problem}", file=sys.stderr)
+    print(report.summary())
+    print(f"open {(report.out / 'index.html').as_uri()}")
+    if args.strict and report.problems:
+        print(f"attndocs: error: {len(report.problems)} warning(s) and --strict", file=sys.stderr)
+        return 1
+    if report.failed and report.settings.raise_on_error:
+        print(f"attndocs: error: {report.failed} figure(s) failed and raise_on_error is on", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _add_precompute(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("precompute", help="Fill the cache for every figure of a site (MkDocs, Sphinx or a Markdown folder).")
+    p.add_argument("src", metavar="SRC", help="The site: a folder with mkdocs.yml or conf.py, that file, or a folder of Markdown pages.")
+    add_run_flags(p)
+    p.set_defaults(func=_cmd_precompute, mode=None, device=None)
+
+
+def _cmd_precompute(args: argparse.Namespace) -> int:
+    from .precompute import precompute
+    from .site import stderr_progress
+
+    report = precompute(args.src, _site_overrides(args), progress=stderr_progress)
+    for line in report.lines:
+        print(line)
+    print(report.summary())
+    return 1 if report.failed else 0
+
+
 # -- cache --------------------------------------------------------------------------------
 def _add_cache(sub: argparse._SubParsersAction) -> None:
     from .cache import add_cache_commands
@@ -103,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="attndocs", description="Interactive attention figures for documentation.")
     parser.add_argument("--version", action="version", version=f"attndocs {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_extract, _add_cache):
+    for add in (_add_extract, _add_render, _add_build, _add_precompute, _add_cache):
         add(sub)
     return parser
 

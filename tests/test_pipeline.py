@@ -24,10 +24,14 @@ FIGS = [_fig("The cat sat on the mat."), _fig("The cat sat on the mat.", **{"tex
 
 
 def test_cold_then_warm_serves_everything_from_the_cache(tmp_path):
+    from attndocs.models import resolve_model
+    from attndocs.models.load import is_loaded
+
     cold = Pipeline(_settings(tmp_path))
+    held = is_loaded(resolve_model("minilm"))  # an earlier test in this process may hold it
     first = cold.run(FIGS)
     assert [r.source for r in first] == ["computed", "computed"]
-    assert cold.stats.computed == 2 and cold.stats.models_loaded == 1
+    assert cold.stats.computed == 2 and cold.stats.models_loaded == (0 if held else 1)
     warm = Pipeline(_settings(tmp_path))
     second = warm.run(FIGS)
     assert [r.source for r in second] == ["cache", "cache"]

@@ -1,0 +1,455 @@
+"""The one parser of the ```attention fence, shared by the MkDocs plugin, `attndocs build` and precompute.
+
+A block looks like this in a Markdown page::
+
+    ```attention
+    model: minilm
+    view: model
+    text-b: The cat lay on the rug.
+
+    The cat sat on the mat.
+    ```
+
+Option lines ``key: value`` come first, then one blank line, then the text the model reads.
+A block with no options starts with its text (or with a blank line, when the text's first
+line would read like an option). Option names and values are checked against
+:class:`~attndocs.options.FigureOptions`; every error carries the line it is about, so a
+front-end can say "page.md:12: ...".
+
+Front-ends that get the page text before Markdown does (the site builder, MkDocs without
+pymdownx.superfences) swap each block for a :class:`Slots` token with
+:func:`replace_blocks`, let Markdown render the page, and put the figures in afterwards
+with :meth:`Slots.fill`, so Markdown never touches the figure HTML.
+
+:class:`FigureBatch` is what those front-ends share beyond parsing: it collects the blocks
+of a whole build, hands them to the pipeline in one run, and turns each outcome into the
+HTML that :mod:`attndocs.render` makes for it (a figure, or a placeholder and a warning).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import secrets
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import AttndocsError, OptionError
+from .options import FigureOptions, figure_fields, option_name
+from .pipeline import FigureResult, Pipeline
+from .render import render_figure, render_placeholder
+
+FENCE_NAME = "attention"
+
+# Names a page may use, hyphenated and underscored, mapped to the hyphenated form.
+_KNOWN = {n: n for n in (option_name(f) for f in figure_fields())}
+_KNOWN.update({n.replace("-", "_"): n for n in list(_KNOWN)})
+# "key:" then whitespace or the end of the line: "https://..." is not an option line.
+_OPTION_LINE = re.compile(r"[ \t]*([A-Za-z][A-Za-z0-9_-]*)[ \t]*:(?:[ \t]+(.*?))?[ \t]*")
+_FENCE_OPEN = re.compile(r"(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^\n]*?)[ \t]*")
+
+
+class FenceError(OptionError):
+    """A block that cannot become a figure; ``line`` is the 1-based line in the page."""
+
+    def __init__(self, message: str, hint: str | None = None, *, line: int) -> None:
+        super().__init__(message, hint)
+        self.line = line
+
+
+@dataclass(frozen=True)
+class ParsedBlock:
+    """A block's options with the line each came from."""
+
+    options: FigureOptions
+    option_lines: Mapping[str, int]  # hyphenated option name -> line
+    text_line: int
+
+    def line_of(self, option: str, default: int) -> int:
+        return self.option_lines.get(option.replace("_", "-"), default)
+
+
+@dataclass(frozen=True)
+class AttentionBlock:
+    """One ```attention block found in a page."""
+
+    start: int  # offset of the opening fence line in the normalised page text
+    end: int  # offset just past the closing fence line
+    line: int  # 1-based line of the opening fence
+    indent: str  # the opening fence's indentation, kept for what replaces the block
+    body: str  # the lines between the fences, without the fence's indentation
+    parsed: ParsedBlock | None = None
+    error: FenceError | None = None
+
+    @property
+    def options(self) -> FigureOptions | None:
+        return self.parsed.options if self.parsed else None
+
+
+def normalise_newlines(text: str) -> str:
+    """``\\r\\n`` and lone ``\\r`` become ``\\n``, as Markdown readers do."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _option_line(line: str) -> tuple[str, str] | None:
+    match = _OPTION_LINE.fullmatch(line)
+    if not match:
+        return None
+    return match.group(1), _unquote(match.group(2) or "")
+
+
+def _unquote(value: str) -> str:
+    # A quoted value keeps spaces at its ends or a leading character that reads as syntax.
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1]
+    return value
+
+
+def parse_block(body: str, *, first_line: int = 1) -> ParsedBlock:
+    """Options and text of one block body; raises :class:`FenceError` naming the line.
+
+    ``first_line`` is the page line of the body's first line (the line after the fence).
+    """
+    lines = normalise_newlines(body).split("\n")
+    blank = next((i for i, line in enumerate(lines) if not line.strip()), len(lines))
+    head = lines[:blank]
+    shaped = [_option_line(line) for line in head]
+    if blank == 0:
+        option_rows: list[int] = []
+        text_start = 1
+    elif all(shaped):
+        option_rows = list(range(blank))
+        text_start = blank + 1
+    elif shaped[0] is not None and shaped[0][0] in _KNOWN:
+        bad = next(i for i, s in enumerate(shaped) if s is None)
+        raise FenceError(
+            f"expected an option line 'key: value' or a blank line, found {_preview(head[bad])}",
+            "leave one blank line between the options and the text",
+            line=first_line + bad,
+        )
+    else:
+        option_rows = []  # no options: the whole body is the text
+        text_start = 0
+
+    values: dict[str, str] = {}
+    option_lines: dict[str, int] = {}
+    for i in option_rows:
+        key, value = shaped[i]  # type: ignore[misc]
+        line_no = first_line + i
+        name = _KNOWN.get(key)
+        if name is None:
+            if key.lower() == "text":
+                raise FenceError("'text' is not an option: the text is the block's content", "write it after one blank line", line=line_no)
+            hint = "known options: " + ", ".join(sorted(set(_KNOWN.values())))
+            if i == 0:
+                hint += "; if this line is the text, start the block with a blank line"
+            raise FenceError(f"unknown option '{key}'", hint, line=line_no)
+        if name in values:
+            raise FenceError(f"option '{name}' is given twice (lines {option_lines[name]} and {line_no})", line=line_no)
+        try:
+            FigureOptions.from_mapping({name: value})
+        except OptionError as exc:
+            raise FenceError(exc.message, exc.hint, line=line_no) from None
+        values[name] = value
+        option_lines[name] = line_no
+
+    text_lines = lines[text_start:]
+    offset = next((i for i, line in enumerate(text_lines) if line.strip()), None)
+    if offset is None:
+        where = first_line + (option_rows[-1] if option_rows else 0)
+        raise FenceError(
+            "the attention block has no text",
+            "after the option lines, leave one blank line and write the text the model reads",
+            line=where,
+        )
+    text = "\n".join(text_lines).strip()
+    options = FigureOptions.from_mapping({**values, "text": text})
+    return ParsedBlock(options=options, option_lines=option_lines, text_line=first_line + text_start + offset)
+
+
+def _preview(line: str, width: int = 40) -> str:
+    flat = line.strip()
+    return repr(flat if len(flat) <= width else flat[: width - 1] + "…")
+
+
+def _dedent(line: str, indent: str) -> str:
+    if line.startswith(indent):
+        return line[len(indent) :]
+    stripped = line.lstrip(" \t")
+    removed = len(line) - len(stripped)
+    return line[min(removed, len(indent)) :]
+
+
+def find_blocks(markdown: str) -> list[AttentionBlock]:
+    """Every ```attention (or ~~~attention) block of a page, in order, parsed.
+
+    Other fenced code blocks are skipped whole, so an ```attention example shown inside a
+    ````markdown block is not a figure. A block that is never closed runs to the end of the
+    page, as in CommonMark, and is reported as an error. Offsets refer to
+    ``normalise_newlines(markdown)``.
+    """
+    text = normalise_newlines(markdown)
+    lines = text.split("\n")
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line) + 1)
+    blocks: list[AttentionBlock] = []
+    i = 0
+    while i < len(lines):
+        match = _FENCE_OPEN.fullmatch(lines[i])
+        if not match or (match.group("fence")[0] == "`" and "`" in match.group("info")):
+            i += 1
+            continue
+        fence, indent = match.group("fence"), match.group("indent")
+        info = match.group("info").split()
+        closer = re.compile(r"[ \t]*" + re.escape(fence[0]) + "{" + str(len(fence)) + r",}[ \t]*")
+        end = next((j for j in range(i + 1, len(lines)) if closer.fullmatch(lines[j])), None)
+        if not info or info[0] != FENCE_NAME:
+            i = (end if end is not None else len(lines)) + 1
+            continue
+        body_lines = lines[i + 1 : end if end is not None else len(lines)]
+        body = "\n".join(_dedent(line, indent) for line in body_lines)
+        stop = min(starts[(end if end is not None else len(lines) - 1) + 1], len(text))
+        parsed, error = None, None
+        if end is None:
+            error = FenceError(
+                f"the {fence}{FENCE_NAME} block is never closed",
+                f"end it with a line of {fence}",
+                line=i + 1,
+            )
+        else:
+            try:
+                parsed = parse_block(body, first_line=i + 2)
+            except FenceError as exc:
+                error = exc
+        blocks.append(AttentionBlock(starts[i], stop, i + 1, indent, body, parsed, error))
+        i = (end if end is not None else len(lines)) + 1
+    return blocks
+
+
+def replace_blocks(markdown: str, replacement: Callable[[AttentionBlock], str]) -> tuple[str, list[AttentionBlock]]:
+    """The page with each block replaced by ``replacement(block)`` as a paragraph of its own.
+
+    The replacement keeps the block's indentation (so a block inside a list item or an
+    admonition stays there) and gets blank lines around it, so Markdown wraps it in at
+    most one ``<p>``. Returns the new text and the blocks.
+    """
+    text = normalise_newlines(markdown)
+    blocks = find_blocks(text)
+    out: list[str] = []
+    pos = 0
+    for block in blocks:
+        out.append(text[pos : block.start])
+        out.append(f"\n{block.indent}{replacement(block)}\n\n")
+        pos = block.end
+    out.append(text[pos:])
+    return "".join(out), blocks
+
+
+@dataclass
+class Slots:
+    """Tokens that stand in for figures while Markdown renders a page.
+
+    A token is letters and digits only, so no Markdown extension changes it, and carries a
+    random part, so no page text can collide with it.
+    """
+
+    nonce: str = field(default_factory=lambda: secrets.token_hex(6))
+    count: int = 0
+
+    def new(self) -> str:
+        self.count += 1
+        return f"attndocsslot{self.nonce}n{self.count}x"
+
+    def pattern(self) -> re.Pattern[str]:
+        return re.compile(rf"(<p>\s*)?(attndocsslot{self.nonce}n\d+x)(\s*</p>)?")
+
+    def fill(self, html: str, figures: Mapping[str, str]) -> str:
+        """``html`` with each token (and the ``<p>`` Markdown put around it) replaced."""
+
+        def swap(match: re.Match[str]) -> str:
+            token = match.group(2)
+            if token not in figures:
+                return match.group(0)
+            inner = figures[token]
+            # A token alone in its paragraph replaces the paragraph (a <figure> may not sit
+            # inside a <p>); any other markup around it stays as Markdown wrote it.
+            if match.group(1) and match.group(3):
+                return inner
+            return (match.group(1) or "") + inner + (match.group(3) or "")
+
+        return self.pattern().sub(swap, html)
+
+
+# -- a build's worth of blocks -----------------------------------------------------------
+@dataclass
+class PageFigure:
+    """One block of one page, from parsing to the HTML that replaces it."""
+
+    page: str  # the page as messages name it (a path relative to the docs folder)
+    line: int  # the opening fence's line; 0 when unknown
+    token: str  # the Slots token standing in for it
+    options: FigureOptions | None = None
+    error: AttndocsError | None = None
+    result: FigureResult | None = None
+
+    def where(self) -> str:
+        return f"{self.page}:{self.line}" if self.line else self.page
+
+
+@dataclass
+class Problem:
+    """A warning for the build log: ``page:line: message``."""
+
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+@dataclass
+class RenderedBatch:
+    """What a front-end places: HTML per token, side files, warnings and a summary."""
+
+    html: dict[str, str]
+    files: dict[str, bytes]
+    problems: list[Problem]
+    pages: set[str]  # pages with at least one block (they get the assets)
+    cached: int = 0
+    computed: int = 0
+    failed: int = 0
+    off: int = 0
+
+    def summary(self) -> str:
+        n = len(self.html)
+        text = f"{n} figure{'s' if n != 1 else ''} on {len(self.pages)} page{'s' if len(self.pages) != 1 else ''}: "
+        text += f"{self.cached} cached, {self.computed} computed, {self.failed} failed"
+        return text + (f", {self.off} not computed (execution mode off)" if self.off else "")
+
+
+def local_model(name: str, base_dir: Path | None) -> str:
+    """A model named by a folder relative to the site's config file becomes that folder's path.
+
+    Builds run from any working folder, so ``./models/tiny`` means the folder beside
+    mkdocs.yml or attndocs.toml (as the Sphinx extension reads it beside conf.py). Names
+    that are no such folder (aliases, hub ids) pass unchanged.
+    """
+    if base_dir is None or not name or name.startswith(("/", "~")):
+        return name
+    candidate = base_dir / name
+    return str(candidate.resolve()) if candidate.is_dir() else name
+
+
+def models_in_memory() -> int:
+    """How many models this process holds loaded; a build's new loads are the difference.
+
+    (The pipeline's own counter also counts a model handed back from memory.) Never
+    imports torch: until a model is loaded, the loading module is not even imported.
+    """
+    module = sys.modules.get("attndocs.models.load")
+    return module.loaded_count() if module is not None else 0
+
+
+def _extraction_key(options: FigureOptions) -> tuple:
+    # What the pipeline's cache key depends on; figures that share it share one record.
+    return (options.model, options.revision, options.text, options.text_b, options.target, options.max_tokens)
+
+
+class FigureBatch:
+    """Every block of a build: collected page by page, computed in one pipeline run, rendered.
+
+    One run means each model loads once and its misses are computed together, however the
+    figures are spread over the pages. Figures with the same model and text share one
+    record (with query/key vectors when any of them is a neuron view).
+    """
+
+    def __init__(self, slots: Slots | None = None, *, base_dir: Path | None = None) -> None:
+        """``base_dir``: the folder of the site's config file, for relative model folders."""
+        self.slots = slots or Slots()
+        self.base_dir = base_dir
+        self.figures: list[PageFigure] = []
+
+    def _append(self, figure: PageFigure) -> str:
+        if figure.options is not None and figure.options.model:
+            figure.options = dataclasses.replace(figure.options, model=local_model(figure.options.model, self.base_dir))
+        self.figures.append(figure)
+        return figure.token
+
+    def add(self, page: str, block: AttentionBlock) -> str:
+        """Register a block found by :func:`find_blocks`; returns its token."""
+        return self._append(PageFigure(page, block.line, self.slots.new(), block.options, block.error))
+
+    def add_body(self, page: str, body: str, line: int = 0) -> str:
+        """Register a block body handed over by another parser (pymdownx.superfences)."""
+        figure = PageFigure(page, line, self.slots.new())
+        try:
+            figure.options = parse_block(body, first_line=line + 1 if line else 1).options
+        except FenceError as exc:
+            figure.error = exc
+            if not line:  # without the page line, the body's own line would mislead
+                figure.error = FenceError(exc.message, exc.hint, line=0)
+        return self._append(figure)
+
+    @property
+    def pages(self) -> set[str]:
+        return {f.page for f in self.figures}
+
+    def compute(self, pipeline: Pipeline) -> None:
+        """Run the pipeline once for every figure that parsed."""
+        groups: dict[tuple, list[PageFigure]] = {}
+        for figure in self.figures:
+            if figure.options is not None:
+                groups.setdefault(_extraction_key(figure.options), []).append(figure)
+        if not groups:
+            return
+        members = list(groups.values())
+        results = pipeline.run(
+            [group[0].options for group in members],  # type: ignore[misc]
+            qk=[any(f.options.view == "neuron" for f in group) for group in members],  # type: ignore[union-attr]
+        )
+        for group, result in zip(members, results):
+            for figure in group:
+                figure.result = result
+
+    def render(self, *, embed: str = "inline", file_prefix: Callable[[str], str] = lambda page: "") -> RenderedBatch:
+        """HTML for every token: the figure, or a visible placeholder and a warning."""
+        out = RenderedBatch(html={}, files={}, problems=[], pages=self.pages)
+        used_ids: dict[str, set[str]] = {}
+        for figure in self.figures:
+            ids = used_ids.setdefault(figure.page, set())
+            result = figure.result
+            error = figure.error or (result.error if result is not None else None)
+            for warning in result.warnings if result is not None else ():
+                out.problems.append(Problem(figure.where(), warning))
+            if error is None and result is not None and result.record is not None:
+                try:
+                    rendered = render_figure(
+                        result.record, figure.options, embed=embed, file_prefix=file_prefix(figure.page), used_ids=ids  # type: ignore[arg-type]
+                    )
+                except AttndocsError as exc:
+                    error = exc
+                else:
+                    out.html[figure.token] = rendered.html
+                    out.files.update(rendered.files)
+                    if result.source == "computed":
+                        out.computed += 1
+                    else:
+                        out.cached += 1
+                    continue
+            if error is None:  # execution mode off: a placeholder, and no warning
+                out.off += 1
+                message = "not computed (the execution mode is off)"
+            else:
+                out.failed += 1
+                out.problems.append(Problem(_where(figure, error), str(error)))
+                message = str(error)
+            out.html[figure.token] = render_placeholder(message, figure.options, used_ids=ids)
+        return out
+
+
+def _where(figure: PageFigure, error: AttndocsError) -> str:
+    line = getattr(error, "line", 0) or figure.line
+    return f"{figure.page}:{line}" if line else figure.page
