@@ -75,6 +75,11 @@ def build(make_app: Callable[..., SphinxTestApp], tmp_path: Path, attndocs_cache
         if builddir is None:
             builddir = tmp_path / f"build-{counter['n']}-{builder}"
         overrides = {"attention_cache_dir": str(attndocs_cache), **(confoverrides or {})}
+        # SphinxTestApp swaps alabaster for "basic" after the environment is pickled, so an
+        # incremental rebuild would see a changed theme and re-read every page. As an
+        # override the theme is left alone, as in a real build.
+        if "html_theme" not in overrides and "html_theme" not in (srcdir / "conf.py").read_text():
+            overrides["html_theme"] = "alabaster"
         # Sphinx registers nodes and directives in docutils' global tables; the previous
         # app's must go before the next app registers its own (make_app cleans up only
         # at the end of the test). Cleaning twice is harmless.
