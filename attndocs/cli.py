@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .errors import AttndocsError
+from .errors import AttndocsError, InputError
 from .options import MODES, FigureOptions, SiteSettings, figure_fields, option_name
 
 
@@ -61,7 +61,10 @@ def terminal_progress(done: int, total: int, message: str) -> None:
 def read_text_arg(value: str) -> str:
     """The positional TEXT, or standard input when it is '-'."""
     if value == "-":
-        return sys.stdin.read()
+        try:
+            return sys.stdin.buffer.read().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"standard input is not valid UTF-8 (byte {exc.start})", "save the text as UTF-8") from None
     return value
 
 

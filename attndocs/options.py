@@ -31,6 +31,11 @@ def _text(value: Any) -> str | None:
         return None
     if not isinstance(value, str):
         raise ValueError("expected text")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        # Undecodable bytes reach Python as lone surrogates (command lines, file names).
+        raise ValueError("it holds bytes that are not valid UTF-8; save the text as UTF-8") from None
     return value
 
 

@@ -176,13 +176,11 @@ class AttentionRecord:
         Path(path).write_bytes(self.to_bytes())
 
     def to_bytes(self) -> bytes:
-        from safetensors.numpy import save
-
         tensors = self.tensors()
         meta = self.metadata()
         meta["checksum"] = tensor_checksum(tensors)
         meta["metadata_checksum"] = metadata_checksum(meta)
-        return save(tensors, metadata=meta)
+        return safetensors_bytes(tensors, meta)
 
     @classmethod
     def load(cls, path: str | Path) -> AttentionRecord:
@@ -272,6 +270,35 @@ def tensor_checksum(tensors: dict[str, np.ndarray]) -> str:
         digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
         digest.update(array.tobytes())
     return digest.hexdigest()
+
+
+_DTYPES = {
+    np.dtype("float64"): "F64", np.dtype("float32"): "F32", np.dtype("float16"): "F16",
+    np.dtype("int64"): "I64", np.dtype("int32"): "I32", np.dtype("int16"): "I16", np.dtype("int8"): "I8",
+    np.dtype("uint8"): "U8", np.dtype("bool"): "BOOL",
+}
+
+
+def safetensors_bytes(tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> bytes:
+    """A safetensors file whose bytes depend only on its content.
+
+    safetensors' own writer orders the header from a hash map, so the same record written
+    by two processes differed byte for byte. Here the header is JSON with sorted keys and
+    the tensors are laid out in name order, little-endian, without gaps, as the format
+    requires; any safetensors reader loads it.
+    """
+    header: dict[str, object] = {"__metadata__": dict(metadata)}
+    chunks, offset = [], 0
+    for name in sorted(tensors):
+        array = np.ascontiguousarray(tensors[name])
+        dtype = array.dtype.newbyteorder("<") if array.dtype.byteorder == ">" else array.dtype
+        data = array.astype(dtype, copy=False).tobytes()
+        header[name] = {"dtype": _DTYPES[np.dtype(dtype.str.replace(">", "<"))], "shape": list(array.shape), "data_offsets": [offset, offset + len(data)]}
+        chunks.append(data)
+        offset += len(data)
+    text = json.dumps(header, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)  # the format pads the header to 8 bytes with spaces
+    return len(text).to_bytes(8, "little") + text + b"".join(chunks)
 
 
 def metadata_checksum(meta: dict[str, str]) -> str:
