@@ -229,11 +229,14 @@ def _out_path(src: PurePosixPath, taken: set[PurePosixPath]) -> PurePosixPath:
     return src.with_suffix(".html")
 
 
-def discover(docs_dir: Path, skip: list[Path]) -> tuple[list[SourcePage], list[PurePosixPath]]:
+def discover(
+    docs_dir: Path, skip: list[Path], problems: list[Problem] | None = None
+) -> tuple[list[SourcePage], list[PurePosixPath]]:
     """Markdown pages and other files under ``docs_dir``, in navigation order.
 
     Hidden files and folders, attndocs.toml and the folders in ``skip`` (the output and
-    the cache, when they lie inside) are left out.
+    the cache, when they lie inside) are left out. A page that is not valid UTF-8 is built
+    with U+FFFD in place of the bad bytes, and a warning naming its line goes to ``problems``.
     """
     pages: list[SourcePage] = []
     statics: list[PurePosixPath] = []
@@ -250,7 +253,7 @@ def discover(docs_dir: Path, skip: list[Path]) -> tuple[list[SourcePage], list[P
             if entry.is_dir():
                 walk(entry)
             elif entry.suffix.lower() in PAGE_SUFFIXES:
-                raw = entry.read_text(encoding="utf-8-sig")
+                raw = _read_page(entry, rel, problems)
                 meta, text = _split_front_matter(normalise_newlines(raw))
                 taken = {p.out for p in pages}
                 title = meta.get("title") or page_title(text, _pretty(entry.name))
@@ -260,6 +263,17 @@ def discover(docs_dir: Path, skip: list[Path]) -> tuple[list[SourcePage], list[P
 
     walk(docs_dir)
     return pages, statics
+
+
+def _read_page(path: Path, rel: PurePosixPath, problems: list[Problem] | None) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        if problems is not None:
+            problems.append(Problem(f"{rel}:{line}", f"not valid UTF-8 (byte 0x{data[exc.start]:02x}); bad bytes are shown as \ufffd: save the file as UTF-8"))
+        return data.decode("utf-8-sig", errors="replace")
 
 
 def build_nav(pages: list[SourcePage]) -> tuple[list[NavItem], list[NavItem]]:
@@ -429,7 +443,8 @@ def build_site(
     started = time.perf_counter()
     config = load_site_config(src, overrides)
     out = Path(out).resolve()
-    pages, statics = discover(config.docs_dir, skip=[out, Path(config.settings.cache_dir or "")])
+    read_problems: list[Problem] = []
+    pages, statics = discover(config.docs_dir, skip=[out, Path(config.settings.cache_dir or "")], problems=read_problems)
     if not pages:
         raise OptionError(f"no Markdown pages (.md) in {config.docs_dir}")
     _prepare_out(out, config.docs_dir)
@@ -453,7 +468,7 @@ def build_site(
     _convert(pages, texts, indexes, lambda html: batch.slots.fill(html, rendered.html) if rendered else html)
     _write_site(out, config, pages, statics, indexes, rendered, title or config.title)
     seconds = time.perf_counter() - started
-    problems = rendered.problems if rendered else []
+    problems = read_problems + (rendered.problems if rendered else [])
     return BuildReport(out, len(pages), rendered, problems, seconds, models_in_memory() - loads_before, config.settings)
 
 
