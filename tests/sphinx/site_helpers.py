@@ -22,8 +22,12 @@ def summary_of(app: SphinxTestApp) -> dict[str, int]:
 
 
 def plain(text: str) -> str:
-    """``text`` without terminal colour codes."""
-    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+    """``text`` without terminal control sequences.
+
+    Under CI=true Sphinx's console also erases and rewrites progress lines (ESC[2K, \r),
+    not only colours them.
+    """
+    return re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text).replace("\r", "")
 
 
 def warnings_of(app: SphinxTestApp) -> list[str]:
