@@ -61,6 +61,25 @@ TARGETS = {
 }
 
 
+CLOSE = "yes, close"
+MARGIN = 0.2  # a target met by less than this share of it is reported as close, and profiled
+
+
+def judge(value: float | None, target: float, kind: str) -> str:
+    """"yes", "yes, close" (met by less than MARGIN) or "NO".
+
+    ``kind``: "under" (value < target), "at least" (value >= target), "overhead" (a ratio
+    <= target, the margin taken on its part above 1).
+    """
+    if value is None:
+        return "NO"
+    if kind == "under":
+        return "NO" if value >= target else CLOSE if value >= target * (1 - MARGIN) else "yes"
+    if kind == "at least":
+        return "NO" if value < target else CLOSE if value < target * (1 + MARGIN) else "yes"
+    return "NO" if value > target else CLOSE if value - 1 > (target - 1) * (1 - MARGIN) else "yes"
+
+
 @dataclass
 class Line:
     """One row of the table."""
@@ -168,7 +187,7 @@ def view_lines(rows: list[bench_bertviz.Row], cap_s: float) -> list[Line]:
             page = ours.python["page_bytes"]
             bv = theirs.python["fragment_bytes"] if theirs and theirs.python else None
             target = TARGETS["bytes13"] if n <= 13 else TARGETS["bytes200"] if n == 200 else None
-            met = "" if target is None or bv is None else ("yes" if bv / frag >= target else "NO")
+            met = "" if target is None or bv is None else judge(bv / frag, target, "at least")
             lines.append(Line("page bytes per figure", view, str(n), fmt_bytes(frag), "BertViz", fmt_bytes(bv),
                               fmt_ratio(bv, frag), f">= {target:g}x" if target else "", met))
             lines.append(Line("  standalone page (assets inlined)", view, str(n), fmt_bytes(page), "BertViz", fmt_bytes(bv),
@@ -192,9 +211,9 @@ def view_lines(rows: list[bench_bertviz.Row], cap_s: float) -> list[Line]:
             t = median(theirs.browser.first_ms) if theirs and theirs.browser else None
             target, met = "", ""
             if view == "model" and n == 200:
-                target, met = f"< {TARGETS['model_first200_ms']:g} ms", "yes" if o is not None and o < TARGETS["model_first200_ms"] else "NO"
+                target, met = f"< {TARGETS['model_first200_ms']:g} ms", judge(o, TARGETS["model_first200_ms"], "under")
             if n >= 512:
-                target, met = f"< {TARGETS['first512_ms'] / 1000:g} s", "yes" if o is not None and o < TARGETS["first512_ms"] else "NO"
+                target, met = f"< {TARGETS['first512_ms'] / 1000:g} s", judge(o, TARGETS["first512_ms"], "under")
             lines.append(Line("Chromium first render (page load to painted)", view, str(n), fmt_ms(o), "BertViz",
                               fmt_ms(t, cap_s if t_capped else None) if theirs else "n/a",
                               fmt_ratio(cap_s * 1000 if t_capped else t, o, lower_bound=t_capped), target, met))
@@ -211,7 +230,7 @@ def view_lines(rows: list[bench_bertviz.Row], cap_s: float) -> list[Line]:
                 t_note = cap_s
             target, met = "", ""
             if n == 200:
-                target, met = f"< {TARGETS['interact200_ms']:g} ms", "yes" if o is not None and o < TARGETS["interact200_ms"] else "NO"
+                target, met = f"< {TARGETS['interact200_ms']:g} ms", judge(o, TARGETS["interact200_ms"], "under")
             shown = fmt_ms(t, t_note) if theirs else "n/a"
             if theirs and t_list and theirs.browser.interact_capped:
                 shown += f" ({len(t_list)} run{'s' if len(t_list) > 1 else ''})"
@@ -420,7 +439,7 @@ def builds(runs: int, work: Path, log: Any = print) -> tuple[list[Line], list[st
         target, met = "", ""
         if tool.name == "Sphinx build":
             target = f"<= {TARGETS['sphinx_warm_ratio']:g}x"
-            met = "yes" if warm / plain <= TARGETS["sphinx_warm_ratio"] else "NO"
+            met = judge(warm / plain, TARGETS["sphinx_warm_ratio"], "overhead")
         lines.append(Line(f"{tool.name} of example_site, cold", "-", "-", f"{cold:.2f} s", "no blocks",
                           f"{plain:.2f} s", f"{cold / plain:.2f}x"))
         lines.append(Line(f"{tool.name} of example_site, warm", "-", "-", f"{warm:.2f} s", "no blocks",
@@ -492,7 +511,7 @@ def _generated_sphinx_site(runs: int, work: Path, notes: list[str], log: Any) ->
     notes.append(f"{label}: rst and MyST pages of prose with minilm figures over five views, built by bench_sphinx.py's "
                  f"own functions (warm and no-blocks alternating, {runs} each, medians); CPU time (build process and "
                  f"children): warm {warm.cpu:.2f} s, no blocks {plain.cpu:.2f} s, {warm.cpu / plain.cpu:.2f}x")
-    ok = "yes" if warm.wall / plain.wall <= TARGETS["sphinx_warm_ratio"] else "NO"
+    ok = judge(warm.wall / plain.wall, TARGETS["sphinx_warm_ratio"], "overhead")
     return [
         Line(f"{label}, cold", "-", "-", f"{cold.wall:.2f} s", "no blocks", f"{plain.wall:.2f} s", f"{cold.wall / plain.wall:.2f}x"),
         Line(f"{label}, warm", "-", "-", f"{warm.wall:.2f} s", "no blocks", f"{plain.wall:.2f} s", f"{warm.wall / plain.wall:.2f}x",
@@ -605,13 +624,13 @@ def main(argv: list[str] | None = None) -> int:
 
 # -- where the time goes -------------------------------------------------------------------------
 def profile_gaps(lines: list[Line], work: Path, records: dict[int, Any], log: Any = print) -> list[str]:
-    """Markdown paragraphs on each missed target: what was measured and where the time goes."""
+    """Markdown paragraphs on each missed or close target: what was measured and where the time goes."""
     from playwright.sync_api import sync_playwright
 
     out: list[str] = []
     browser_jobs: list[tuple[Line, str, str, int]] = []
     for line in lines:
-        if line.met != "NO":
+        if line.met not in ("NO", CLOSE):
             continue
         n = int(line.tokens) if line.tokens.isdigit() else 0
         if line.measure.startswith("Chromium first render"):
@@ -668,9 +687,9 @@ def _profile_text(line: Line, result: dict[str, Any]) -> str:
     lead = ""
     if result.get("main_self_ms"):
         name, ms = result["main_self_ms"][0]
-        cpu = result["threads_ms"].get("CrRendererMain", (0.0, 0.0))[1]
-        lead = (f" Most of it is {_TRACE_MEANING.get(name, f'`{name}`')}: {ms:.0f} ms of the main thread's "
-                f"{cpu:.0f} ms of CPU.")
+        wall, cpu = result["threads_ms"].get("CrRendererMain", (0.0, 0.0))
+        lead = (f" The largest part is {_TRACE_MEANING.get(name, f'`{name}`')}: {ms:.0f} ms of the main thread's "
+                f"{wall:.0f} ms of tasks ({cpu:.0f} ms of them on a CPU; the rest waiting for one).")
     return (f"**{line.measure.strip()}, {line.view} view, {line.tokens} tokens**: measured {line.ours} (target {line.target}); "
             f"again under the profiler: {measured} ms.{floor} Renderer main thread, {per}: {breakdown or 'n/a'}. "
             f"Its largest self times by trace event, {per}: {main_self or 'n/a'}.{lead} "
@@ -783,7 +802,7 @@ METHODS = """\
 def render_results(table: str, lines: list[Line], notes: list[str], *, machine_text: str, date: str, runs: int, cap: float,
                    elapsed: float, gap_texts: list[str], render_profile: str) -> str:
     missed = [line for line in lines if line.met == "NO"]
-    met = [line for line in lines if line.met == "yes"]
+    met = [line for line in lines if line.met in ("yes", CLOSE)]
     def where(line: Line) -> str:
         parts = [line.measure.strip()]
         if line.view != "-":
@@ -792,8 +811,8 @@ def render_results(table: str, lines: list[Line], notes: list[str], *, machine_t
             parts.append(f"{line.tokens} tokens")
         return ", ".join(parts)
 
-    summary = [f"- met: {where(line)}: {line.ours}" + (f" ({line.ratio})" if line.ratio not in ("", "n/a") else "")
-               + f"; target {line.target}" for line in met]
+    summary = [f"- met{' (close: within 20% of the target)' if line.met == CLOSE else ''}: {where(line)}: {line.ours}"
+               + (f" ({line.ratio})" if line.ratio not in ("", "n/a") else "") + f"; target {line.target}" for line in met]
     summary += [f"- **missed**: {where(line)}: {line.ours}; target {line.target}" for line in missed]
     parts = [
         "# attndocs benchmarks",
@@ -814,7 +833,9 @@ def render_results(table: str, lines: list[Line], notes: list[str], *, machine_t
         parts += ["Notes:", ""] + [f"- {note}" for note in notes] + [""]
     parts += ["## Targets (issues 4 and 5)", ""] + (summary or ["- no target was measured in this run"]) + [""]
     if gap_texts:
-        parts += ["## Where the time goes on the missed targets", ""]
+        parts += ["## Where the time goes on missed and close targets", "",
+                  "Each missed target, and each met by less than 20%, measured again under Chromium's tracer and CPU "
+                  "profiler (or cProfile for a build); the profiler's own overhead makes these runs slower.", ""]
         for text in gap_texts:
             parts += [text, ""]
     if render_profile:
