@@ -56,7 +56,7 @@ bench-setup: setup
 	  name=$${pkg%@*}-$${pkg#*@}.tgz; \
 	  [ -f $(BENCH_NPM)/$$name ] || (cd $(BENCH_NPM) && npm pack --silent $$pkg >/dev/null); done
 
-# Prints one table and writes benchmarks/RESULTS.md (about 15 minutes). BENCH_ARGS=--quick for a smoke run.
+# Prints one table and writes benchmarks/RESULTS.md (about 10 minutes). BENCH_ARGS=--quick for a smoke run.
 bench: bench-setup
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
