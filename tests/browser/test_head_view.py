@@ -264,3 +264,65 @@ def test_a_burst_of_changes_ends_with_the_last_state_in_the_hash(figure_page, sy
     probe.fig_eval(0, "fig => { for (let i = 0; i < 120; i++) fig.setState({layer: i % 6}); fig.setState({layer: 3}); }")
     probe.page.wait_for_function("() => location.hash === '#burst/layer=3'")
     assert probe.fig_eval(0, "fig => fig.state.layer") == 3
+
+
+def _one_head_record(synthetic_record, attention):
+    """A one-layer, one-head encoder record carrying exactly ``attention`` (n x n)."""
+    import numpy as np
+
+    n = attention.shape[0]
+    record = synthetic_record("encoder", n=n, layers=1, heads=1)
+    record.sections["encoder"].attention = np.asarray(attention, dtype=np.float32)[None, None]
+    return record
+
+
+def _alpha_between(probe, row_a: int, row_b: int) -> int:
+    """Strongest canvas alpha on the vertical midline, halfway between two token rows."""
+    return probe.page.evaluate(
+        """([a, b]) => {
+          const canvas = document.querySelector('.attndocs-lines > canvas');
+          const left = document.querySelector('.attndocs-tokcol.attndocs-left');
+          const r = canvas.getBoundingClientRect(), ratio = canvas.width / r.width;
+          const mid = (i) => { const t = left.children[i].getBoundingClientRect(); return t.top + t.height / 2 - r.top; };
+          const x = Math.round(r.width / 2 * ratio), y = Math.round((mid(a) + mid(b)) / 2 * ratio);
+          const data = canvas.getContext('2d').getImageData(x - 2, y - 2, 5, 5).data;
+          let best = 0;
+          for (let k = 3; k < data.length; k += 4) best = Math.max(best, data[k]);
+          return best;
+        }""",
+        [row_a, row_b],
+    )
+
+
+def test_all_tokens_lines_take_their_weight_as_opacity_and_hover_reveals_faint_ones(figure_page, synthetic_record):
+    import numpy as np
+
+    # Every token attends to itself (horizontal lines), except two lines that cross the
+    # middle of the drawing: 0 -> 5 at 0.02 (rounds to no opacity) and 5 -> 0 at 0.5.
+    a = np.eye(6, dtype=np.float32)
+    a[0, 0], a[0, 5] = 0.98, 0.02
+    a[5, 5], a[5, 0] = 0.5, 0.5
+    probe = figure_page([(_one_head_record(synthetic_record, a), {"view": "head"})])
+    # Both crossing lines pass the midline halfway between rows 2 and 3, far from any
+    # horizontal line; only the 0.5 one is drawn.
+    with_strong = _alpha_between(probe, 2, 3)
+    assert with_strong > 40, "a line of weight 0.5 should be clearly visible"
+    probe.fig_eval(0, "fig => fig.setState({token: {side: 'q', index: 0}})")
+    assert _alpha_between(probe, 2, 3) > 0, "a hovered token shows even its faintest weights"
+    probe.fig_eval(0, "fig => fig.setState({token: {side: 'q', index: 5}})")
+    assert _alpha_between(probe, 2, 3) > 40
+
+    b = a.copy()
+    b[5, 5], b[5, 0] = 1.0, 0.0
+    probe = figure_page([(_one_head_record(synthetic_record, b), {"view": "head"})])
+    assert _alpha_between(probe, 2, 3) == 0, "a weight that rounds to zero opacity is not drawn"
+
+
+def test_a_head_spread_evenly_over_a_long_input_still_draws(figure_page, synthetic_record):
+    import numpy as np
+
+    n = 120  # 1/120 rounds to no opacity: every row keeps its strongest line
+    probe = figure_page([(_one_head_record(synthetic_record, np.full((n, n), 1 / n)), {"view": "head"}),
+                         (_one_head_record(synthetic_record, np.full((n, n), 1 / n)), {"view": "model"})])
+    assert probe.canvas_stats(CANVAS)["painted"] > 0
+    assert probe.canvas_stats(".attndocs-thumb canvas")["painted"] > 0

@@ -12,7 +12,9 @@ var el = util.el;
 var DEQUANT = attndocs.DEQUANT;
 var BUCKETS = 16;
 
-// code -> alpha bucket (0 = not drawn) for a given minimum weight.
+// code -> alpha bucket (0 = not drawn) for a given minimum weight: every weight from
+// minWeight up is drawn, at least at the faintest step, so a hovered token shows all of its
+// weights.
 var bucketTables = {};
 function bucketTable(minWeight) {
   var key = String(minWeight);
@@ -25,7 +27,39 @@ function bucketTable(minWeight) {
   bucketTables[key] = table;
   return table;
 }
+
+// code -> alpha bucket for the all-tokens drawing: a line's opacity is its weight, rounded to
+// the nearest of BUCKETS steps, as in BertViz, so a weight under half a step (1/32) is not
+// drawn. Such lines would be all but invisible, yet in long inputs they are most of the lines
+// and most of the drawing time (at 200 tokens a layer has over 15,000 lines from 0.003 up).
+var opacityTable = null;
+function weightTable() {
+  if (opacityTable) return opacityTable;
+  opacityTable = new Uint8Array(256);
+  for (var c = 1; c < 256; c++) opacityTable[c] = Math.min(BUCKETS, Math.round(DEQUANT[c] * BUCKETS));
+  return opacityTable;
+}
 attndocs._bucketTable = bucketTable;
+attndocs._weightTable = weightTable;
+
+// Calls visit(i, j, bucket) for every line of rows i0..i1-1 and columns j0..j1-1 whose code
+// maps to a bucket in table, skipping masked rows and columns. With rowFloor, a row left with
+// no line still shows its strongest key at the faintest step: a head that spreads its
+// attention evenly over a long input would otherwise look empty.
+function eachLine(codes, cols, i0, i1, j0, j1, masks, table, rowFloor, visit) {
+  for (var i = i0; i < i1; i++) {
+    if (!masks.rows[i]) continue;
+    var base = i * cols, drawn = false, best = -1, bestCode = 0;
+    for (var j = j0; j < j1; j++) {
+      if (!masks.cols[j]) continue;
+      var code = codes[base + j], bucket = table[code];
+      if (bucket) { visit(i, j, bucket); drawn = true; }
+      else if (code > bestCode) { bestCode = code; best = j; }
+    }
+    if (rowFloor && !drawn && best >= 0) visit(i, best, 1);
+  }
+}
+attndocs._eachLine = eachLine;
 attndocs._BUCKETS = BUCKETS;
 
 // Sentence A/B masks of the rows and columns for a filter ("all", "aa", "bb", "ab", "ba").
@@ -172,23 +206,18 @@ attndocs.components.lines = function (fig, host, opts) {
   function segments(p, h, token, masks) {
     var codes = fig.attnQ(p.section, p.layer, h);
     var rows = geom.rows, cols = geom.cols, rowH = geom.rowH;
-    // Faint lines are skipped in the all-tokens drawing of long inputs (they would blur into
-    // a haze and cost most of the drawing time); a hovered token shows all of its weights.
-    var table = bucketTable(token ? 0.001 : rows * cols > 10000 ? 0.02 : rows * cols > 4000 ? 0.01 : 0.003);
+    // A hovered token shows all of its weights; the all-tokens drawing shows each line at
+    // its weight's opacity (see weightTable).
+    var table = token ? bucketTable(0.001) : weightTable();
     var out = [];
     for (var b = 0; b <= BUCKETS; b++) out.push([]);
     var i0 = 0, i1 = rows, j0 = 0, j1 = cols;
     if (token && token.side === "q") { i0 = token.index; i1 = token.index + 1; }
     if (token && token.side === "k") { j0 = token.index; j1 = token.index + 1; }
-    for (var i = i0; i < i1; i++) {
-      if (!masks.rows[i]) continue;
-      var y0 = geom.topL + (i + 0.5) * rowH, base = i * cols;
-      for (var j = j0; j < j1; j++) {
-        var bucket = table[codes[base + j]];
-        if (!bucket || !masks.cols[j]) continue;
-        out[bucket].push(y0, geom.topR + (j + 0.5) * rowH);
-      }
-    }
+    var topL = geom.topL, topR = geom.topR;
+    eachLine(codes, cols, i0, i1, j0, j1, masks, table, !token, function (i, j, bucket) {
+      out[bucket].push(topL + (i + 0.5) * rowH, topR + (j + 0.5) * rowH);
+    });
     return out;
   }
 

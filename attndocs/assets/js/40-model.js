@@ -21,7 +21,7 @@ function drawThumb(fig, canvas, section, layer, head, masks) {
   var colors = fig.colors();
   ctx.clearRect(0, 0, w, h);
   var codes = fig.attnQ(section, layer, head);
-  var table = attndocs._bucketTable(rows * cols > 4000 ? 0.02 : 0.005);
+  var table = attndocs._weightTable();  // opacity = weight, as in the head view
   var buckets = attndocs._BUCKETS;
   var pad = 3, x0 = pad + 1, x1 = w - pad - 1;
   var n = Math.max(rows, cols);
@@ -29,14 +29,9 @@ function drawThumb(fig, canvas, section, layer, head, masks) {
   var offR = ((n - rows) * step) / 2 + pad, offC = ((n - cols) * step) / 2 + pad;
   var paths = [];
   for (var b = 0; b <= buckets; b++) paths.push([]);
-  for (var i = 0; i < rows; i++) {
-    if (!masks.rows[i]) continue;
-    var base = i * cols, y0 = offR + i * step;
-    for (var j = 0; j < cols; j++) {
-      var bucket = table[codes[base + j]];
-      if (bucket && masks.cols[j]) paths[bucket].push(y0, offC + j * step);
-    }
-  }
+  attndocs._eachLine(codes, cols, 0, rows, 0, cols, masks, table, true, function (i, j, bucket) {
+    paths[bucket].push(offR + i * step, offC + j * step);
+  });
   ctx.strokeStyle = fig.headColor(head);
   ctx.lineWidth = 1;
   for (var k = 1; k <= buckets; k++) {
