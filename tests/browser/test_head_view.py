@@ -227,6 +227,11 @@ def test_state_in_the_url_hash_restores_the_view(figure_page, synthetic_record, 
     page.evaluate("location.hash = '#linked/layer=99&heads=0,77&token=q400'")
     page.wait_for_timeout(50)
     assert probe.fig_eval(0, "fig => fig.state.layer") == 5
+    # The hash is written after the change is painted; a link followed meanwhile wins.
+    page.evaluate("() => { attndocs.figure('linked').setState({layer: 1}); location.hash = '#linked/layer=3'; }")
+    page.wait_for_function("() => attndocs.figure('linked').state.layer === 3")
+    page.wait_for_timeout(500)
+    assert page.evaluate("location.hash") == "#linked/layer=3"
 
 
 def test_export_svg_and_png(figure_page, synthetic_record):

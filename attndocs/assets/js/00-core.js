@@ -601,24 +601,33 @@ Figure.prototype.setState = function (patch, quiet) {
   return changes;
 };
 
-// The hash is written at once, unless the page has written it very often lately: browsers
-// throttle (Chrome) or refuse (Safari: 100 per 30 s) rapid history.replaceState calls, which
-// holding an arrow key on a selector would reach. Then only the last change of a burst is
-// written, shortly after it.
+// The hash is written just after the change has been painted: history.replaceState is a
+// same-document navigation that costs a few milliseconds, which should not delay the frame
+// that shows the change. One write is queued at a time and writes the state as it then is,
+// so a burst of changes (an arrow key held on a selector) writes once. Browsers throttle
+// (Chrome) or refuse (Safari: 100 per 30 s) rapid replaceState calls, so past 40 writes in
+// 30 s a write waits 400 ms, and a burst still ends with its last state in the hash.
 var hashWrites = [];
+function afterPaint(cb) {
+  // Idle time comes after the frame has been painted; the timeout covers pages that never
+  // idle and hidden tabs.
+  if (window.requestIdleCallback) requestIdleCallback(cb, { timeout: 300 });
+  else setTimeout(cb, 50);
+}
 Figure.prototype._scheduleHash = function () {
-  var fig = this, now = Date.now();
+  var fig = this;
+  if (fig._hashQueued) return;
+  var now = Date.now();
   while (hashWrites.length && now - hashWrites[0] > 30000) hashWrites.shift();
-  clearTimeout(fig._hashTimer);
-  if (hashWrites.length < 40) {
-    hashWrites.push(now);
-    fig._writeHash();
-    return;
-  }
-  fig._hashTimer = setTimeout(function () {
+  var ticket = fig._hashQueued = {};
+  var write = function () {
+    if (fig._hashQueued !== ticket) return;  // cancelled by a followed link
+    fig._hashQueued = null;
     hashWrites.push(Date.now());
     fig._writeHash();
-  }, 400);
+  };
+  if (hashWrites.length < 40) afterPaint(write);
+  else setTimeout(write, 400);
 };
 
 Figure.prototype._writeHash = function () {
@@ -787,6 +796,7 @@ Figure.prototype.destroy = function () {
   this._destroyCallbacks.forEach(function (cb) { cb(); });
   var i = figures.indexOf(this);
   if (i >= 0) figures.splice(i, 1);
+  this._hashQueued = null;  // a removed figure no longer writes the URL
   // Drop the decoded data: a page that swaps content (notebooks, instant navigation)
   // must not keep every figure it ever showed.
   this._cache.clear();
@@ -958,7 +968,7 @@ attndocs.start = function () {
     }
     window.addEventListener("hashchange", function () {
       // A link the reader followed wins over state changes still waiting to be written.
-      figures.forEach(function (f) { clearTimeout(f._hashTimer); });
+      figures.forEach(function (f) { f._hashQueued = null; });
       var hash = parseHash();
       if (!hash) return;
       var fig = attndocs.figure(hash.id);
