@@ -48,7 +48,15 @@ def test_links_work_from_disk_and_the_theme_toggle_rethemes_figures(site, open_s
     probe.page.click(".site-theme")
     probe.page.wait_for_function(f"() => ({theme})() === 'dark'")
     assert probe.figure_colours(0) != light
-    # The choice holds on the next page.
+    # The choice holds on the next page. The page saves it in localStorage, which Chromium
+    # hands to its other pages asynchronously: a reader takes longer to follow a link than
+    # that, a test does not, so first wait until another page of the site sees the choice.
+    saved = "() => localStorage.getItem('attndocs-site-theme')"
+    assert probe.page.evaluate(saved) == "dark", "the toggle did not save the choice"
+    other = probe.page.context.new_page()
+    other.goto(probe.page.url)
+    other.wait_for_function(f"() => ({saved})() === 'dark'", timeout=15000)
+    other.close()
     probe.page.click("main >> text=Home")
     probe.page.wait_for_url("**/index.html")
     assert probe.page.evaluate("() => document.documentElement.getAttribute('data-theme')") == "dark"
