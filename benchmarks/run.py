@@ -548,6 +548,9 @@ def table_markdown(lines: list[Line]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="runs per timing; medians are reported (default 5)")
+    parser.add_argument("--interact-runs", type=int, default=15,
+                        help="head view layer changes and hovers per measurement (default 15): a change lands on a "
+                             "frame boundary (16.7 ms), so a median of few is coarse")
     parser.add_argument("--cap", type=float, default=60.0, help="seconds BertViz gets to draw before it is reported as > cap")
     parser.add_argument("--sizes", default="13,50,200", help="token counts compared with BertViz")
     parser.add_argument("--ours-only", default="512", help="token counts measured for attndocs alone")
@@ -558,7 +561,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     if args.quick:
-        args.runs, args.cap = 3, min(args.cap, 20.0)
+        args.runs, args.interact_runs, args.cap = 3, 5, min(args.cap, 20.0)
         skip |= {"builds"}
     started = time.time()
     machine_text = machine()  # before the run, so the load average shown is the one it started with
@@ -573,7 +576,7 @@ def main(argv: list[str] | None = None) -> int:
         records = real_records(sizes + ours_only, work / "cache")
         if "views" not in skip:
             print("views:", flush=True)
-            rows = bench_bertviz.compare(records, work, sizes_bertviz=sizes, runs=args.runs, interact_runs=args.runs,
+            rows = bench_bertviz.compare(records, work, sizes_bertviz=sizes, runs=args.runs, interact_runs=args.interact_runs,
                                          cap_s=args.cap, log=lambda m: print(m, flush=True))
             raw["views"] = bench_bertviz.rows_to_json(rows)
             lines += view_lines(rows, args.cap)
@@ -616,6 +619,7 @@ def main(argv: list[str] | None = None) -> int:
     args.results.write_text(
         render_results(table_markdown(lines), lines, notes, machine_text=machine_text,
                        date=datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"), runs=args.runs,
+                       interact_runs=args.interact_runs,
                        cap=args.cap, elapsed=elapsed, gap_texts=gap_texts, render_profile=render_profile),
         encoding="utf-8")
     print(f"\nwrote {args.results} ({elapsed / 60:.1f} min)")
@@ -776,7 +780,8 @@ METHODS = """\
   `performance.now()` before dispatching the event, and again when the next frame has been
   painted (requestAnimationFrame, then a MessageChannel message). Layer change: the layer
   `<select>` gets the next layer and a `change` event; hover: `mouseover` on a left-hand
-  token (then `mouseleave`, untimed). Medians of the runs. A frame is ~16.7 ms, so values
+  token (then `mouseleave`, untimed). Medians of `--interact-runs` (15) in a row on one page
+  load (BertViz's until the cap). A frame is ~16.7 ms, so values
   up to that mean "shown in the next frame".
 - **JS heap.** CDP `Performance.getMetrics` after the last first render: `JSHeapUsedSize`.
 - **Figure inserted into a loaded page** (`bench_views.py`, the views' own benchmark):
@@ -800,6 +805,7 @@ METHODS = """\
 
 
 def render_results(table: str, lines: list[Line], notes: list[str], *, machine_text: str, date: str, runs: int, cap: float,
+                   interact_runs: int,
                    elapsed: float, gap_texts: list[str], render_profile: str) -> str:
     missed = [line for line in lines if line.met == "NO"]
     met = [line for line in lines if line.met in ("yes", CLOSE)]
@@ -821,7 +827,7 @@ def render_results(table: str, lines: list[Line], notes: list[str], *, machine_t
         "",
         f"- date: {date}",
         f"- machine: {machine_text}",
-        f"- runs: {runs} per timing (medians); BertViz capped at {cap:g} s; the whole run took {elapsed / 60:.1f} min",
+        f"- runs: {runs} per timing, {interact_runs} per head view interaction (medians); BertViz capped at {cap:g} s; the whole run took {elapsed / 60:.1f} min",
         "- the machine is shared: timings carry its load (shown above at the start of the run)",
         "",
         "## Results",
@@ -840,6 +846,9 @@ def render_results(table: str, lines: list[Line], notes: list[str], *, machine_t
             parts += [text, ""]
     if render_profile:
         parts += ["## Python render time", "", render_profile, ""]
+    fixes = HERE / "FIXES.md"
+    if fixes.is_file():
+        parts += ["## Before and after (benchmarks/FIXES.md)", "", fixes.read_text(encoding="utf-8").strip(), ""]
     parts += ["## How each figure was measured", "", METHODS]
     return "\n".join(parts)
 
