@@ -88,6 +88,20 @@ class AttentionBlock:
         return self.parsed.options if self.parsed else None
 
 
+def decode_page(data: bytes) -> tuple[str, tuple[int, str] | None]:
+    """A page's bytes as text, and ``(line, message)`` when they are not valid UTF-8.
+
+    Bad bytes become U+FFFD, so the rest of the page still builds; the message names the
+    first bad byte, and ``line`` is its line in the file.
+    """
+    try:
+        return data.decode("utf-8-sig"), None
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        message = f"not valid UTF-8 (byte 0x{data[exc.start]:02x}); bad bytes are shown as \ufffd: save the file as UTF-8"
+        return data.decode("utf-8-sig", errors="replace"), (line, message)
+
+
 def normalise_newlines(text: str) -> str:
     """``\\r\\n`` and lone ``\\r`` become ``\\n``, as Markdown readers do."""
     return text.replace("\r\n", "\n").replace("\r", "\n")

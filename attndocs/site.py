@@ -47,6 +47,7 @@ from .fence import (
     FigureBatch,
     Problem,
     RenderedBatch,
+    decode_page,
     local_model,
     models_in_memory,
     normalise_newlines,
@@ -266,14 +267,10 @@ def discover(
 
 
 def _read_page(path: Path, rel: PurePosixPath, problems: list[Problem] | None) -> str:
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        if problems is not None:
-            problems.append(Problem(f"{rel}:{line}", f"not valid UTF-8 (byte 0x{data[exc.start]:02x}); bad bytes are shown as \ufffd: save the file as UTF-8"))
-        return data.decode("utf-8-sig", errors="replace")
+    text, bad = decode_page(path.read_bytes())
+    if bad is not None and problems is not None:
+        problems.append(Problem(f"{rel}:{bad[0]}", bad[1]))
+    return text
 
 
 def build_nav(pages: list[SourcePage]) -> tuple[list[NavItem], list[NavItem]]:

@@ -40,6 +40,7 @@ from ..fence import (
     AttentionBlock,
     FigureBatch,
     RenderedBatch,
+    decode_page,
     find_blocks,
     models_in_memory,
     normalise_newlines,
@@ -95,6 +96,24 @@ class AttndocsPlugin(BasePlugin[AttndocsConfig]):  # type: ignore[type-var]
         return config
 
     # -- reading pages --------------------------------------------------------------------
+    @event_priority(100)  # first, so that a later plugin's source still wins
+    def on_page_read_source(self, /, *, page: Page, config: MkDocsConfig) -> str | None:
+        """A page that is not valid UTF-8: its text with U+FFFD for the bad bytes, and a warning.
+
+        MkDocs alone stops the build with "Encoding error reading file"; the warning names the
+        line of the first bad byte (and fails the build under ``--strict``, as warnings do).
+        Valid pages return None and MkDocs reads them as usual.
+        """
+        try:
+            data = page.file.content_bytes
+        except OSError:
+            return None  # MkDocs reports a missing file itself
+        text, bad = decode_page(data)
+        if bad is None:
+            return None
+        log.warning(f"{page.file.src_uri}:{bad[0]}: {bad[1]}")
+        return text
+
     def on_page_markdown(self, markdown: str, /, *, page: Page, config: MkDocsConfig, files: Files) -> str:
         self._pages[page.file.src_uri] = page
         if self._superfences:
