@@ -98,21 +98,22 @@ class AttndocsPlugin(BasePlugin[AttndocsConfig]):  # type: ignore[type-var]
     # -- reading pages --------------------------------------------------------------------
     @event_priority(100)  # first, so that a later plugin's source still wins
     def on_page_read_source(self, /, *, page: Page, config: MkDocsConfig) -> str | None:
-        """A page that is not valid UTF-8: its text with U+FFFD for the bad bytes, and a warning.
+        """The page's source, read as MkDocs reads it; one that is not valid UTF-8 with a warning.
 
-        MkDocs alone stops the build with "Encoding error reading file"; the warning names the
-        line of the first bad byte (and fails the build under ``--strict``, as warnings do).
-        Valid pages return None and MkDocs reads them as usual.
+        MkDocs alone stops the build on such a page ("Encoding error reading file"). Here it is
+        built with U+FFFD for the bad bytes, and the warning names the line of the first one
+        (fatal under ``--strict``, as warnings are). Valid pages are read once, here.
         """
         try:
-            data = page.file.content_bytes
+            return page.file.content_string
+        except UnicodeDecodeError:
+            pass
         except OSError:
             return None  # MkDocs reports a missing file itself
-        text, bad = decode_page(data)
-        if bad is None:
-            return None
-        log.warning(f"{page.file.src_uri}:{bad[0]}: {bad[1]}")
-        return text
+        text, bad = decode_page(page.file.content_bytes)
+        if bad is not None:
+            log.warning(f"{page.file.src_uri}:{bad[0]}: {bad[1]}")
+        return normalise_newlines(text)
 
     def on_page_markdown(self, markdown: str, /, *, page: Page, config: MkDocsConfig, files: Files) -> str:
         self._pages[page.file.src_uri] = page

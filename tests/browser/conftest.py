@@ -184,6 +184,14 @@ class PageProbe:
         self.context.close()
 
 
+def close_probes(probes: Sequence[PageProbe], what: str) -> None:
+    """Close every probe, then fail the test with whatever they recorded (``what`` heads the message)."""
+    problems = [p for probe in probes for p in probe.problems()]
+    for probe in probes:
+        probe.close()
+    assert not problems, f"{what}:\n" + "\n".join(problems)
+
+
 @pytest.fixture
 def synthetic_record() -> Callable[..., AttentionRecord]:
     return _synthetic_record
@@ -221,10 +229,7 @@ def open_html(chromium: Any, tmp_path: Path) -> Iterator[Callable[..., PageProbe
         return probe.goto(fragment)
 
     yield open_
-    problems = [p for probe in probes for p in probe.problems()]
-    for probe in probes:
-        probe.close()
-    assert not problems, "the page misbehaved:\n" + "\n".join(problems)
+    close_probes(probes, "the page misbehaved")
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from tests.browser.conftest import ORIGIN, PageProbe
+from tests.browser.conftest import ORIGIN, PageProbe, close_probes
 
 # Every figure on the page has a canvas with painted pixels, or else the figure's index.
 UNDRAWN_JS = """
@@ -111,7 +111,4 @@ def open_site(site_browser: Any) -> Iterator[Callable[..., SiteProbe]]:
         return probe.goto(fragment)
 
     yield open_
-    problems = [p for probe in probes for p in probe.problems()]
-    for probe in probes:
-        probe.close()
-    assert not problems, "the site misbehaved in the browser:\n" + "\n".join(problems)
+    close_probes(probes, "the site misbehaved in the browser")

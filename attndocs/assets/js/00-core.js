@@ -608,7 +608,7 @@ Figure.prototype.setState = function (patch, quiet) {
 // (Chrome) or refuse (Safari: 100 per 30 s) rapid replaceState calls, so past 40 writes in
 // 30 s a write waits 400 ms, and a burst still ends with its last state in the hash.
 var hashWrites = [];
-function afterPaint(cb) {
+function whenIdle(cb) {
   // Idle time comes after the frame has been painted; the timeout covers pages that never
   // idle and hidden tabs.
   if (window.requestIdleCallback) requestIdleCallback(cb, { timeout: 300 });
@@ -626,7 +626,7 @@ Figure.prototype._scheduleHash = function () {
     hashWrites.push(Date.now());
     fig._writeHash();
   };
-  if (hashWrites.length < 40) afterPaint(write);
+  if (hashWrites.length < 40) whenIdle(write);
   else setTimeout(write, 400);
 };
 

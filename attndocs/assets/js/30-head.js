@@ -42,25 +42,48 @@ function weightTable() {
 attndocs._bucketTable = bucketTable;
 attndocs._weightTable = weightTable;
 
-// Calls visit(i, j, bucket) for every line of rows i0..i1-1 and columns j0..j1-1 whose code
-// maps to a bucket in table, skipping masked rows and columns. With rowFloor, a row left with
-// no line still shows its strongest key at the faintest step: a head that spreads its
-// attention evenly over a long input would otherwise look empty.
-function eachLine(codes, cols, i0, i1, j0, j1, masks, table, rowFloor, visit) {
+// Line geometry by opacity step: out[b] = flat [yQuery, yKey, ...] of the lines of rows
+// i0..i1-1 and columns j0..j1-1 whose code maps to bucket b in table, masked rows and columns
+// left out. Query i sits at rowY + i * step, key j at colY + j * step. With rowFloor, a row
+// left with no line still shows its strongest key at the faintest step: a head that spreads
+// its attention evenly over a long input would otherwise look empty.
+function bucketLines(codes, cols, i0, i1, j0, j1, masks, table, rowFloor, rowY, colY, step) {
+  var out = [];
+  for (var b = 0; b <= BUCKETS; b++) out.push([]);
   for (var i = i0; i < i1; i++) {
     if (!masks.rows[i]) continue;
-    var base = i * cols, drawn = false, best = -1, bestCode = 0;
+    var base = i * cols, y = rowY + i * step, drawn = false, best = -1, bestCode = 0;
     for (var j = j0; j < j1; j++) {
       if (!masks.cols[j]) continue;
       var code = codes[base + j], bucket = table[code];
-      if (bucket) { visit(i, j, bucket); drawn = true; }
+      if (bucket) { out[bucket].push(y, colY + j * step); drawn = true; }
       else if (code > bestCode) { bestCode = code; best = j; }
     }
-    if (rowFloor && !drawn && best >= 0) visit(i, best, 1);
+    if (rowFloor && !drawn && best >= 0) out[1].push(y, colY + best * step);
   }
+  return out;
 }
-attndocs._eachLine = eachLine;
-attndocs._BUCKETS = BUCKETS;
+attndocs._bucketLines = bucketLines;
+
+// Strokes bucketLines' output from x0 to x1, bucket b at opacity b / BUCKETS, in the
+// context's current colour and width; lines wholly above top or below bottom are skipped.
+function strokeLines(ctx, lines, x0, x1, top, bottom) {
+  for (var b = 1; b <= BUCKETS; b++) {
+    var s = lines[b];
+    if (!s.length) continue;
+    ctx.globalAlpha = b / BUCKETS;
+    ctx.beginPath();
+    for (var k = 0; k < s.length; k += 2) {
+      var ya = s[k], yb = s[k + 1];
+      if ((ya < top && yb < top) || (ya > bottom && yb > bottom)) continue;
+      ctx.moveTo(x0, ya);
+      ctx.lineTo(x1, yb);
+    }
+    ctx.stroke();
+  }
+  ctx.globalAlpha = 1;
+}
+attndocs._strokeLines = strokeLines;
 
 // Sentence A/B masks of the rows and columns for a filter ("all", "aa", "bb", "ab", "ba").
 function pairMasks(fig, sectionName, filter) {
@@ -202,23 +225,23 @@ attndocs.components.lines = function (fig, host, opts) {
     return t.index < n ? t : null;
   }
 
-  // Bucketed line geometry for one head: segments[b] = flat [x0,y0,x1,y1,...] per alpha bucket.
+  // Line geometry of one head by opacity step (see bucketLines).
   function segments(p, h, token, masks) {
-    var codes = fig.attnQ(p.section, p.layer, h);
     var rows = geom.rows, cols = geom.cols, rowH = geom.rowH;
     // A hovered token shows all of its weights; the all-tokens drawing shows each line at
     // its weight's opacity (see weightTable).
     var table = token ? bucketTable(0.001) : weightTable();
-    var out = [];
-    for (var b = 0; b <= BUCKETS; b++) out.push([]);
     var i0 = 0, i1 = rows, j0 = 0, j1 = cols;
     if (token && token.side === "q") { i0 = token.index; i1 = token.index + 1; }
     if (token && token.side === "k") { j0 = token.index; j1 = token.index + 1; }
-    var topL = geom.topL, topR = geom.topR;
-    eachLine(codes, cols, i0, i1, j0, j1, masks, table, !token, function (i, j, bucket) {
-      out[bucket].push(topL + (i + 0.5) * rowH, topR + (j + 0.5) * rowH);
-    });
-    return out;
+    return bucketLines(fig.attnQ(p.section, p.layer, h), cols, i0, i1, j0, j1, masks, table, !token,
+      geom.topL + rowH / 2, geom.topR + rowH / 2, rowH);
+  }
+
+  // Lines of one device pixel or less take the rasteriser's fast hairline path; wider
+  // strokes cost ~10x more, so they are kept for a hovered token in small drawings.
+  function lineWidth(token) {
+    return token && geom.rows <= 60 && geom.cols <= 60 ? 2 : 1;
   }
 
   function drawBoxes(ctx, p, token, masks) {
@@ -281,29 +304,11 @@ attndocs.components.lines = function (fig, host, opts) {
     var masks = pairMasks(fig, p.section, fig.state.filter);
     markTokens(token, masks);
     if (token) drawBoxes(ctx, p, token, masks);
-    // Lines of one device pixel or less take the rasteriser's fast hairline path; wider
-    // strokes cost ~10x more, so they are kept for drawings with few lines.
-    var dense = geom.rows > 60 || geom.cols > 60;
-    ctx.lineWidth = token && !dense ? 2 : 1;
-    var x0 = geom.x0, x1 = geom.x1;
+    ctx.lineWidth = lineWidth(token);
     p.heads.forEach(function (h) {
-      var segs = segments(p, h, token, masks);
       ctx.strokeStyle = fig.headColor(h);
-      for (var b = 1; b <= BUCKETS; b++) {
-        var s = segs[b];
-        if (!s.length) continue;
-        ctx.globalAlpha = b / BUCKETS;
-        ctx.beginPath();
-        for (var k = 0; k < s.length; k += 2) {
-          var ya = s[k], yb = s[k + 1];
-          if ((ya < top && yb < top) || (ya > bottom && yb > bottom)) continue;
-          ctx.moveTo(x0, ya);
-          ctx.lineTo(x1, yb);
-        }
-        ctx.stroke();
-      }
+      strokeLines(ctx, segments(p, h, token, masks), geom.x0, geom.x1, top, bottom);
     });
-    ctx.globalAlpha = 1;
   }
 
   function toSVG(title) {
@@ -335,7 +340,7 @@ attndocs.components.lines = function (fig, host, opts) {
         }
       });
     }
-    var width = token && geom.rows <= 60 && geom.cols <= 60 ? 2 : 1;
+    var width = lineWidth(token);
     p.heads.forEach(function (h) {
       var segs = segments(p, h, token, masks);
       for (var b = 1; b <= BUCKETS; b++) {

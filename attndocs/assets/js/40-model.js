@@ -22,30 +22,14 @@ function drawThumb(fig, canvas, section, layer, head, masks) {
   ctx.clearRect(0, 0, w, h);
   var codes = fig.attnQ(section, layer, head);
   var table = attndocs._weightTable();  // opacity = weight, as in the head view
-  var buckets = attndocs._BUCKETS;
   var pad = 3, x0 = pad + 1, x1 = w - pad - 1;
   var n = Math.max(rows, cols);
   var step = n > 1 ? (h - 2 * pad) / (n - 1) : 0;
   var offR = ((n - rows) * step) / 2 + pad, offC = ((n - cols) * step) / 2 + pad;
-  var paths = [];
-  for (var b = 0; b <= buckets; b++) paths.push([]);
-  attndocs._eachLine(codes, cols, 0, rows, 0, cols, masks, table, true, function (i, j, bucket) {
-    paths[bucket].push(offR + i * step, offC + j * step);
-  });
+  var lines = attndocs._bucketLines(codes, cols, 0, rows, 0, cols, masks, table, true, offR, offC, step);
   ctx.strokeStyle = fig.headColor(head);
   ctx.lineWidth = 1;
-  for (var k = 1; k <= buckets; k++) {
-    var s = paths[k];
-    if (!s.length) continue;
-    ctx.globalAlpha = k / buckets;
-    ctx.beginPath();
-    for (var m = 0; m < s.length; m += 2) {
-      ctx.moveTo(x0, s[m]);
-      ctx.lineTo(x1, s[m + 1]);
-    }
-    ctx.stroke();
-  }
-  ctx.globalAlpha = 1;
+  attndocs._strokeLines(ctx, lines, x0, x1, -Infinity, Infinity);
   // Token ticks on both edges make the two sides readable at a glance.
   ctx.fillStyle = colors.grid;
   ctx.fillRect(0, pad, 2, h - 2 * pad);

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Site, Source, default_scale, find_modules
+from .base import Site, Source, default_scale, find_modules, section_of
 
 ATTENTION_CLASSES = frozenset({"BartAttention", "MBartAttention", "MarianAttention"})
 
@@ -23,8 +23,7 @@ def sites(model: Any) -> list[Site]:
         head_dim = int(module.head_dim)
         found.append(
             Site(
-                section="cross" if cross else ("decoder" if decoder else "encoder"),
-                causal=decoder and not cross,
+                section=section_of(cross=cross, decoder=decoder),
                 module=module,
                 query_source=Source(module.q_proj),
                 key_source=Source(module.k_proj),

@@ -66,8 +66,7 @@ class Site:
     keeps float32 copies on the CPU.
     """
 
-    section: str
-    causal: bool
+    section: str  # "encoder", "decoder" or "cross" (see section_of)
     module: nn.Module
     query_source: Source
     key_source: Source
@@ -84,6 +83,11 @@ class Site:
     key: np.ndarray | None = field(default=None, repr=False)
     own_bias: np.ndarray | None = field(default=None, repr=False)
     error: str | None = None
+
+    @property
+    def causal(self) -> bool:
+        """Decoder self-attention is masked to earlier tokens; encoder and cross attention are not."""
+        return self.section == "decoder"
 
     def reset(self) -> None:
         self.raw.clear()
@@ -196,6 +200,11 @@ def find_modules(model: nn.Module, class_names: Sequence[str] | frozenset[str]) 
         cls = type(module)
         if cls.__name__ in class_names and cls.__module__.startswith("transformers."):
             yield name, module
+
+
+def section_of(*, cross: bool, decoder: bool) -> str:
+    """The record section an attention module fills: cross attention, else decoder or encoder self-attention."""
+    return "cross" if cross else "decoder" if decoder else "encoder"
 
 
 def default_scale(module: nn.Module, head_dim: int) -> float:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Site, Source, Unsupported, default_scale, find_modules
+from .base import Site, Source, Unsupported, default_scale, find_modules, section_of
 
 _FAMILIES = ("Bert", "Roberta", "XLMRoberta", "Electra")
 # transformers 5 has separate cross-attention classes; 4.x reused the self-attention class for both.
@@ -34,8 +34,7 @@ def sites(model: Any) -> list[Site]:
         head_dim = int(module.attention_head_size)
         found.append(
             Site(
-                section="cross" if cross else ("decoder" if decoder else "encoder"),
-                causal=decoder and not cross,
+                section=section_of(cross=cross, decoder=decoder),
                 module=module,
                 query_source=Source(module.query),
                 key_source=Source(module.key),

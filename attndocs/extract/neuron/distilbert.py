@@ -20,7 +20,6 @@ def sites(model: Any) -> list[Site]:
         found.append(
             Site(
                 section="encoder",
-                causal=False,
                 module=module,
                 query_source=Source(module.q_lin),
                 key_source=Source(module.k_lin),

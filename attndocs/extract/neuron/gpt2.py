@@ -29,7 +29,6 @@ def sites(model: Any) -> list[Site]:
         found.append(
             Site(
                 section="cross" if cross else "decoder",
-                causal=not cross,
                 module=module,
                 query_source=query,
                 key_source=key,

@@ -30,7 +30,6 @@ def sites(model: Any) -> list[Site]:
         found.append(
             Site(
                 section="decoder",
-                causal=True,
                 module=module,
                 query_source=Source(module.q_norm if normed else module.q_proj),
                 key_source=Source(module.k_norm if normed else module.k_proj),

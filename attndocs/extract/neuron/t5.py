@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Site, Source, find_modules
+from .base import Site, Source, find_modules, section_of
 
 ATTENTION_CLASSES = frozenset({"T5Attention", "MT5Attention"})
 
@@ -23,11 +23,9 @@ def sites(model: Any) -> list[Site]:
     for name, module in find_modules(model, ATTENTION_CLASSES):
         cross = name.endswith("EncDecAttention")
         decoder = bool(getattr(module, "is_decoder", False))
-        section = "cross" if cross else ("decoder" if decoder else "encoder")
         head_dim = int(module.key_value_proj_dim)
         site = Site(
-            section=section,
-            causal=decoder and not cross,
+            section=section_of(cross=cross, decoder=decoder),
             module=module,
             query_source=Source(module.q),
             key_source=Source(module.k),
