@@ -157,6 +157,17 @@ class PageProbe:
             timeout=timeout,
         )
 
+    def wait_for_hash(self, *parts: str, timeout: float = 5000) -> str:
+        """Wait until the URL hash holds every one of ``parts``; return it.
+
+        Figures write the hash in idle time after a change is painted, so a test must wait
+        for it rather than read it at once.
+        """
+        self.page.wait_for_function(
+            "parts => parts.every(p => location.hash.includes(p))", arg=list(parts), timeout=timeout
+        )
+        return self.page.evaluate("location.hash")
+
     def canvas_stats(self, selector: str) -> dict[str, Any]:
         return self.page.locator(selector).first.evaluate(_STATS_JS)
 

@@ -51,7 +51,7 @@ def test_every_mode_draws_its_own_matrix(figure_page, synthetic_record):
         assert words in info.inner_text()
         hashes.add(probe.canvas_stats(".attndocs-mcanvas")["hash"])
     assert len(hashes) == 6
-    assert "mode=rollout" in probe.page.url  # the mode is part of the linkable state
+    probe.wait_for_hash("mode=rollout")  # the mode is part of the linkable state
 
 
 def test_hovering_a_cell_reads_out_the_value_each_mode_shows(figure_page, synthetic_record):

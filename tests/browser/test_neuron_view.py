@@ -59,7 +59,7 @@ def test_draws_vectors_and_shows_the_models_softmax_for_the_selected_query(figur
     _select(probe, 0, "Layer", 2)
     _select(probe, 0, "Head", 3)
     np.testing.assert_allclose(_softmax(probe), attention[2, 3, 6], atol=0.005)
-    assert "#" in probe.page.url and "token=q6" in probe.page.url and "locked=1" in probe.page.url
+    probe.wait_for_hash("token=q6", "locked=1")
 
 
 def test_scaled_dot_products_reproduce_the_softmax(figure_page, synthetic_record):

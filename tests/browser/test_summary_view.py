@@ -49,7 +49,7 @@ def test_grid_shows_each_heads_statistic_and_switching_recolours_it(figure_page,
         np.testing.assert_allclose(_grid_values(probe), stats[key], rtol=0.006, atol=0.0006)
         assert label in fig.locator(".attndocs-shelp").inner_text()
     assert fig.locator(".attndocs-scell").evaluate_all("ns => ns.map(n => n.style.backgroundColor)") != colours
-    assert "stat=cross_ab" in probe.page.url
+    probe.wait_for_hash("stat=cross_ab")
 
 
 def test_clicking_a_cell_opens_that_head(figure_page, synthetic_record):
@@ -66,7 +66,7 @@ def test_clicking_a_cell_opens_that_head(figure_page, synthetic_record):
     entropy = record_statistics(record, "encoder")["entropy"][2, 3]
     listed = dict(zip(fig.locator(".attndocs-sstats dt").all_inner_texts(), fig.locator(".attndocs-sstats dd").all_inner_texts()))
     assert abs(_number(listed["Entropy"].split()[0]) - entropy) < 0.006
-    assert "layer=2" in probe.page.url and "heads=3" in probe.page.url
+    probe.wait_for_hash("layer=2", "heads=3")
 
 
 def test_table_sorts_by_any_column_and_rows_open_their_head(figure_page, synthetic_record):
