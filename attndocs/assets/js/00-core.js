@@ -21,9 +21,10 @@
 //               object whose keys are the state keys that changed (values: the new values).
 //               toSVG() returns a complete standalone SVG document of what is shown now;
 //               the core's export buttons use it for both SVG and PNG export.
-//    A view may call fig.defineState({key: defaultValue, ...}) inside its factory to add
-//    its own state keys (numbers, strings, booleans, arrays of numbers); they are synced
-//    to the URL hash like the common ones. Do it before reading fig.state.
+//    A view may call fig.defineState({key: defaultValue, ...}, {key: [allowed values]})
+//    inside its factory to add its own state keys (numbers, strings, booleans, arrays of
+//    numbers); they are synced to the URL hash like the common ones, and a hash value
+//    outside a key's allowed list is ignored. Do it before reading fig.state.
 //
 //  The fig object
 //    fig.el         the <figure class="attndocs-figure"> element
@@ -486,6 +487,7 @@ function Figure(root, header, body) {
   fig._cacheBytes = 0;
   fig._hashEnabled = header.options.hash !== false;
   fig._defaults = {};
+  fig._allowed = {};             // state key -> the values a hash link may set (defineState)
   fig._transient = { token: true };
   fig.state = {};
   fig.view = null;
@@ -577,11 +579,12 @@ Figure.prototype.extra = function (name) {
   return this._remember(key, value, value.data.byteLength);
 };
 
-Figure.prototype.defineState = function (defaults) {
+Figure.prototype.defineState = function (defaults, allowed) {
   for (var key in defaults) {
     this._defaults[key] = defaults[key];
     if (!(key in this.state)) this.state[key] = defaults[key];
   }
+  for (var name in allowed || {}) this._allowed[name] = allowed[name];
   if (this._pendingHash) this._applyHashValues(this._pendingHash, true);
 };
 
@@ -859,6 +862,7 @@ attndocs._validateState = function (fig, patch) {
       if (!(v.index >= 0 && v.index < n)) continue;
     }
     if (key === "filter" && ["all", "aa", "bb", "ab", "ba"].indexOf(v) < 0) continue;
+    if (fig._allowed[key] && fig._allowed[key].indexOf(v) < 0) continue;
     out[key] = v;
   }
   return out;

@@ -20,7 +20,7 @@ var LINE_GAP = 170;    // px between the two token columns of the line drawing
 function matrixView(fig) {
   var header = fig.header;
   var analysis = header.analysis && header.analysis.sections ? header.analysis.sections : {};
-  fig.defineState({ mode: "head", lines: false });
+  fig.defineState({ mode: "head", lines: false }, { mode: MODES.map(function (m) { return m.value; }) });
 
   var cache = new Map();
   var layout = null;

@@ -24,7 +24,9 @@ function summaryView(fig) {
     fig.body.appendChild(kit.note("No head statistics:", "this figure's payload was built without them."));
     return { update: function () {} };
   }
-  fig.defineState({ stat: "entropy", layout: "grid" });
+  fig.defineState({ stat: "entropy", layout: "grid" }, {
+    stat: STATS.map(function (s) { return s.key; }), layout: ["grid", "table"],
+  });
   var names = header.sectionOrder.filter(function (n) { return analysis[n]; });
   if (names.indexOf(fig.state.section) < 0) fig.setState({ section: names[0] }, true);
   var sort = { key: null, desc: false };
