@@ -20,8 +20,9 @@ How a build goes: the directive records each figure's options (directive.py); af
 reading, all figures of the pages read are computed or fetched from the cache together,
 each model loaded once (build.py); HTML builders render each figure where it stands and
 load the assets only on pages with figures (html.py); LaTeX and epub get a heatmap image
-and other builders a text summary (fallback.py). Errors are warnings of type
-``attndocs`` with subtypes options, model, cache and exec.
+and other builders a text summary (fallback.py). A page that is not valid UTF-8 is read
+with U+FFFD for its bad bytes rather than stopping Sphinx (encoding.py). Errors are
+warnings of type ``attndocs`` with subtypes options, model, cache, exec and source.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from .build import (
 )
 from .config import OVERRIDE_ADMONITION, add_config_values
 from .directive import AttentionDirective
+from .encoding import setup_encoding
 from .fallback import on_doctree_resolved
 from .html import on_html_page_context, on_write_started, visit_attention_html
 from .nodes import attention_figure, figure_title
@@ -82,6 +84,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("builder-inited", on_builder_inited)
     app.connect("env-get-outdated", on_env_get_outdated)
     app.connect("env-before-read-docs", on_env_before_read_docs)
+    setup_encoding(app)
     app.add_env_collector(FigureCollector)
     app.connect("env-updated", on_env_updated)
     app.connect("write-started", on_write_started)
