@@ -12,7 +12,8 @@ codec is lenient only for the page's own read:
 * armed (bad bytes become U+FFFD) before the first page and after each page is parsed
   (``env-before-read-docs``, ``doctree-read``);
 * disarmed when the page's text arrives (``source-read``), so an ``include`` read while the
-  page is parsed decodes strictly, as without attndocs, and keeps docutils' own warning.
+  page is parsed decodes strictly, as without attndocs, and keeps docutils' own warning;
+  and once reading is over (``env-updated``).
 
 ``source-read`` also warns, as ``attndocs.source`` at the page's first bad byte, when the
 text holds U+FFFD and its bytes are not valid UTF-8. A site whose ``source_encoding`` is
@@ -101,8 +102,12 @@ def on_doctree_read(app: Sphinx, doctree: nodes.document) -> None:
     _arm(app.env.settings.get("input_encoding") == CODEC)
 
 
+def on_env_updated(app: Sphinx, env: BuildEnvironment) -> None:
+    _arm(False)  # reading is over; nothing after it decodes leniently
+
+
 def setup_encoding(app: Sphinx) -> None:
-    # Before the figures' own env-before-read-docs handler; the order does not matter to it.
     app.connect("env-before-read-docs", on_env_before_read_docs)
     app.connect("source-read", on_source_read)
     app.connect("doctree-read", on_doctree_read)
+    app.connect("env-updated", on_env_updated)
