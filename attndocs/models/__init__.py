@@ -7,9 +7,9 @@ stays light. Loading (:func:`load_model`) imports torch and transformers.
 
 from __future__ import annotations
 
-from .resolve import BUNDLED, ModelRef, attndocs_home, resolve_model
+from .resolve import BUNDLED, ModelRef, attndocs_home, cached_identity, resolve_model
 
-__all__ = ["BUNDLED", "ModelRef", "attndocs_home", "load_model", "resolve_model"]
+__all__ = ["BUNDLED", "ModelRef", "attndocs_home", "cached_identity", "load_model", "resolve_model"]
 
 
 def load_model(ref: ModelRef, device: str = "cpu"):  # -> LoadedModel (torch types stay out of this module)

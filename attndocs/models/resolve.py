@@ -114,11 +114,7 @@ def resolve_model(
     trust_remote_code: bool = False,
 ) -> ModelRef:
     """Resolve ``name`` to a :class:`ModelRef`, raising :class:`ModelError` with a hint."""
-    name = name.strip()
-    seen = set()
-    while aliases and name in aliases and name not in seen:
-        seen.add(name)
-        name = aliases[name].strip()
+    name = follow_aliases(name, aliases)
     if name in BUNDLED:
         if revision:
             raise ModelError(f"bundled model '{name}' has no revisions", "remove the revision option")
@@ -132,6 +128,35 @@ def resolve_model(
         return _resolve_hub(name, revision, trust_remote_code)
     known = ", ".join(sorted(BUNDLED) + sorted(aliases or {}))
     raise ModelError(f"unknown model '{name}'", f"use a bundled alias ({known}), a hub id or a local folder")
+
+
+def follow_aliases(name: str, aliases: Mapping[str, str] | None) -> str:
+    """``name`` after the site's model aliases (an alias may name another alias)."""
+    name = name.strip()
+    seen = set()
+    while aliases and name in aliases and name not in seen:
+        seen.add(name)
+        name = aliases[name].strip()
+    return name
+
+
+def cached_identity(name: str, revision: str | None, aliases: Mapping[str, str] | None = None) -> tuple[str, str, str | None] | None:
+    """``(model_id, source, alias)`` that records of ``name`` carry, found without its files.
+
+    For a model that cannot be resolved here (a bundled package not installed, a hub model
+    neither reachable nor in the local hub cache), the cache can still say which revision
+    its records were made from. None for local folders (their identity is their files) and
+    for a hub revision that is not a full commit id (what a branch or tag points to cannot
+    be known offline).
+    """
+    name = follow_aliases(name, aliases)
+    if name in BUNDLED:
+        return (BUNDLED[name].model_id, "bundled", name) if not revision else None
+    if name.startswith((".", "/", "~")) or Path(name).expanduser().is_dir():
+        return None
+    if re.fullmatch(r"[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?", name) and (revision is None or re.fullmatch(r"[0-9a-f]{40}", revision)):
+        return name, "hub", None
+    return None
 
 
 # -- bundled -------------------------------------------------------------------------------
