@@ -25,6 +25,9 @@ from .record import AttentionRecord
 
 log = logging.getLogger("attndocs")
 
+# What the cache key holds as the model of a local folder; the revision is its content hash.
+LOCAL_FOLDER = "local folder"
+
 # Progress callback: (done, total, message).
 Progress = Callable[[int, int, str], None]
 
@@ -254,10 +257,14 @@ class Pipeline:
 
 
 def record_key(ref: ModelRef, request: ExtractRequest, *, qk: bool | None = None) -> str:
-    """The cache key of one extraction (DESIGN.md, Cache)."""
+    """The cache key of one extraction (DESIGN.md, Cache).
+
+    A local folder is known by its content hash alone, not by where it lies, so a cache
+    committed with the docs serves the same folder checked out anywhere else.
+    """
     return cache_key(
         {
-            "model": ref.model_id,
+            "model": LOCAL_FOLDER if ref.source == "local" else ref.model_id,
             "revision": ref.revision,
             "text": request.text,
             "text_b": request.text_b,

@@ -222,3 +222,19 @@ def test_a_hub_model_out_of_reach_is_served_from_the_cache(tmp_path, monkeypatch
     # A misspelt model is never matched to something cached.
     (typo,) = Pipeline(_settings(tmp_path, execution_mode="frozen")).run([_fig(FIGS[0].text, model="minlm")])
     assert isinstance(typo.error, ModelError) and "'minlm' is not available offline" in str(typo.error)
+
+
+def test_a_local_folder_is_the_same_model_wherever_it_lies(tmp_path, tiny_model_dir):
+    import shutil
+
+    here = tiny_model_dir("bert")
+    elsewhere = shutil.copytree(here, tmp_path / "checkout" / "models" / "tiny")  # another machine's path
+    (first,) = Pipeline(_settings(tmp_path)).run([_fig("the cat sat", model=str(here))])
+    assert first.source == "computed", first.error
+    (moved,) = Pipeline(_settings(tmp_path, execution_mode="frozen")).run([_fig("the cat sat", model=str(elsewhere))])
+    assert moved.source == "cache" and moved.record.key == first.record.key, moved.error
+    # Different files are a different model, wherever they lie.
+    config = elsewhere / "config.json"
+    config.write_text(config.read_text() + " ")  # the same settings, other bytes
+    (changed,) = Pipeline(_settings(tmp_path, execution_mode="frozen")).run([_fig("the cat sat", model=str(elsewhere))])
+    assert changed.error is not None and "frozen" in str(changed.error)
