@@ -10,6 +10,7 @@ be computed.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -179,10 +180,13 @@ class Pipeline:
         model_id, source, alias = identity
         if self._cached_models is None:
             self._cached_models = self._models_in_cache()
+        # A bundled model's revision is a content hash, a hub model's a commit: the bundled
+        # SmolLM2 (a quantised conversion) shares its hub id but never serves the hub model.
+        form = re.compile(r"sha256:[0-9a-f]{64}" if source == "bundled" else r"[0-9a-f]{40}")
         return [
             ModelRef(alias or model_id, model_id, rev, source, kind, model_type, alias=alias)
             for rev, kind, model_type in self._cached_models.get(model_id, [])
-            if revision is None or rev == revision
+            if (revision is None or rev == revision) and form.fullmatch(rev)
         ]
 
     def _models_in_cache(self) -> dict[str, list[tuple[str, str, str]]]:

@@ -197,6 +197,8 @@ def test_of_two_cached_revisions_the_one_used_last_is_served(tmp_path, monkeypat
 
 def test_a_hub_model_out_of_reach_is_served_from_the_cache(tmp_path, monkeypatch):
     import dataclasses
+    import os
+    import time
 
     from huggingface_hub import constants
 
@@ -212,6 +214,12 @@ def test_a_hub_model_out_of_reach_is_served_from_the_cache(tmp_path, monkeypatch
     hub = ModelRef("acme/tiny-bert", "acme/tiny-bert", commit, "hub", "encoder", "bert")
     key = record_key(hub, ExtractRequest(FIGS[0].text, None, None, False, 512))
     pipeline.cache.put(dataclasses.replace(made.record, model_id=hub.model_id, revision=commit, key=key))
+    # A record of a bundled conversion under the same id (a content hash, not a commit),
+    # used later: never served for the hub model.
+    converted = dataclasses.replace(hub, revision="sha256:" + "1" * 64, source="bundled")
+    other_key = record_key(converted, ExtractRequest(FIGS[0].text, None, None, False, 512))
+    path = pipeline.cache.put(dataclasses.replace(made.record, model_id=hub.model_id, revision=converted.revision, key=other_key))
+    os.utime(path, (time.time() + 60, time.time() + 60))
     for revision in (None, commit):
         options = _fig(FIGS[0].text, model="acme/tiny-bert", **({"revision": revision} if revision else {}))
         (served,) = Pipeline(_settings(tmp_path, execution_mode="frozen")).run([options])
