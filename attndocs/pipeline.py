@@ -10,7 +10,6 @@ be computed.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -21,6 +20,7 @@ from .cache import RecordCache, cache_key
 from .errors import AttndocsError, CacheError, DamagedEntryError, ModelError
 from .extract.run import ExtractRequest, check_request
 from .models import ModelRef, cached_identity, resolve_model
+from .models.resolve import CONTENT_HASH, HUB_COMMIT
 from .options import FigureOptions, SiteSettings
 from .record import AttentionRecord
 
@@ -182,7 +182,7 @@ class Pipeline:
             self._cached_models = self._models_in_cache()
         # A bundled model's revision is a content hash, a hub model's a commit: the bundled
         # SmolLM2 (a quantised conversion) shares its hub id but never serves the hub model.
-        form = re.compile(r"sha256:[0-9a-f]{64}" if source == "bundled" else r"[0-9a-f]{40}")
+        form = CONTENT_HASH if source == "bundled" else HUB_COMMIT
         return [
             ModelRef(alias or model_id, model_id, rev, source, kind, model_type, alias=alias)
             for rev, kind, model_type in self._cached_models.get(model_id, [])

@@ -272,10 +272,11 @@ def tensor_checksum(tensors: dict[str, np.ndarray]) -> str:
     return digest.hexdigest()
 
 
+# safetensors stores little-endian data; its names for the little-endian numpy dtypes.
 _DTYPES = {
-    np.dtype("float64"): "F64", np.dtype("float32"): "F32", np.dtype("float16"): "F16",
-    np.dtype("int64"): "I64", np.dtype("int32"): "I32", np.dtype("int16"): "I16", np.dtype("int8"): "I8",
-    np.dtype("uint8"): "U8", np.dtype("bool"): "BOOL",
+    np.dtype(name).newbyteorder("<"): code
+    for name, code in [("float64", "F64"), ("float32", "F32"), ("float16", "F16"), ("int64", "I64"), ("int32", "I32"),
+                       ("int16", "I16"), ("int8", "I8"), ("uint8", "U8"), ("bool", "BOOL")]
 }
 
 
@@ -291,9 +292,9 @@ def safetensors_bytes(tensors: dict[str, np.ndarray], metadata: dict[str, str]) 
     chunks, offset = [], 0
     for name in sorted(tensors):
         array = np.ascontiguousarray(tensors[name])
-        dtype = array.dtype.newbyteorder("<") if array.dtype.byteorder == ">" else array.dtype
-        data = array.astype(dtype, copy=False).tobytes()
-        header[name] = {"dtype": _DTYPES[np.dtype(dtype.str.replace(">", "<"))], "shape": list(array.shape), "data_offsets": [offset, offset + len(data)]}
+        little = array.dtype.newbyteorder("<")
+        data = array.astype(little, copy=False).tobytes()
+        header[name] = {"dtype": _DTYPES[little], "shape": list(array.shape), "data_offsets": [offset, offset + len(data)]}
         chunks.append(data)
         offset += len(data)
     text = json.dumps(header, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")

@@ -79,6 +79,12 @@ BUNDLED: dict[str, Bundled] = {
 }
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?")
+# The two forms a resolved revision takes: a hub commit, or the content hash of the files
+# of a bundled model or a local folder.
+HUB_COMMIT = re.compile(r"[0-9a-f]{40}")
+CONTENT_HASH = re.compile(r"sha256:[0-9a-f]{64}")
 BERT2BERT_SEED = 20240611
 
 
@@ -115,16 +121,17 @@ def resolve_model(
 ) -> ModelRef:
     """Resolve ``name`` to a :class:`ModelRef`, raising :class:`ModelError` with a hint."""
     name = follow_aliases(name, aliases)
-    if name in BUNDLED:
+    source = _source_of(name)
+    if source == "bundled":
         if revision:
             raise ModelError(f"bundled model '{name}' has no revisions", "remove the revision option")
         return _resolve_bundled(BUNDLED[name])
-    local = Path(name).expanduser()
-    if local.is_dir() or name.startswith((".", "/", "~")):
+    if source == "local":
+        local = Path(name).expanduser()
         if not local.is_dir():
             raise ModelError(f"model folder '{name}' does not exist")
         return _resolve_local(name, local, trust_remote_code)
-    if re.fullmatch(r"[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?", name):
+    if source == "hub":
         return _resolve_hub(name, revision, trust_remote_code)
     known = ", ".join(sorted(BUNDLED) + sorted(aliases or {}))
     raise ModelError(f"unknown model '{name}'", f"use a bundled alias ({known}), a hub id or a local folder")
@@ -150,12 +157,22 @@ def cached_identity(name: str, revision: str | None, aliases: Mapping[str, str] 
     be known offline).
     """
     name = follow_aliases(name, aliases)
+    source = _source_of(name)
+    if source == "bundled" and not revision:
+        return BUNDLED[name].model_id, source, name
+    if source == "hub" and (revision is None or HUB_COMMIT.fullmatch(revision)):
+        return name, source, None
+    return None
+
+
+def _source_of(name: str) -> str | None:
+    """What kind of model a name (aliases followed) names: "bundled", "local", "hub", or None."""
     if name in BUNDLED:
-        return (BUNDLED[name].model_id, "bundled", name) if not revision else None
+        return "bundled"
     if name.startswith((".", "/", "~")) or Path(name).expanduser().is_dir():
-        return None
-    if re.fullmatch(r"[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?", name) and (revision is None or re.fullmatch(r"[0-9a-f]{40}", revision)):
-        return name, "hub", None
+        return "local"
+    if _HUB_ID.fullmatch(name):
+        return "hub"
     return None
 
 
@@ -228,7 +245,7 @@ def _hash_files(stamp: tuple[tuple[str, int, int], ...]) -> str:
     memo = attndocs_home() / "fingerprints" / hashlib.sha256(json.dumps(stamp).encode()).hexdigest()[:32]
     try:
         remembered = memo.read_text(encoding="ascii").strip()
-        if re.fullmatch(r"sha256:[0-9a-f]{64}", remembered):
+        if CONTENT_HASH.fullmatch(remembered):
             return remembered
     except OSError:
         pass

@@ -487,7 +487,8 @@ function Figure(root, header, body) {
   fig._cacheBytes = 0;
   fig._hashEnabled = header.options.hash !== false;
   fig._defaults = {};
-  fig._allowed = {};             // state key -> the values a hash link may set (defineState)
+  // state key -> the values a hash link may set (views add theirs with defineState)
+  fig._allowed = { filter: ["all", "aa", "bb", "ab", "ba"] };
   fig._transient = { token: true };
   fig.state = {};
   fig.view = null;
@@ -861,7 +862,6 @@ attndocs._validateState = function (fig, patch) {
       var n = v.side === "q" ? section.shape[0] : section.shape[1];
       if (!(v.index >= 0 && v.index < n)) continue;
     }
-    if (key === "filter" && ["all", "aa", "bb", "ab", "ba"].indexOf(v) < 0) continue;
     if (fig._allowed[key] && fig._allowed[key].indexOf(v) < 0) continue;
     out[key] = v;
   }
