@@ -7,13 +7,21 @@ fence accept the same options. Errors print one line and exit non-zero; no trace
 from __future__ import annotations
 
 import argparse
+import os
+import secrets
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .errors import AttndocsError, InputError
+from .errors import AttndocsError, InputError, OutputError
 from .options import MODES, FigureOptions, SiteSettings, figure_fields, option_name
+from .text import terminal_safe
+
+
+def say(message: str, *, err: bool = True) -> None:
+    """One line for a person: anything quoted from pages or paths is escaped (no raw ESC)."""
+    print(terminal_safe(message), file=sys.stderr if err else sys.stdout)
 
 
 def add_figure_flags(parser: argparse.ArgumentParser, *, exclude: Sequence[str] = ()) -> None:
@@ -39,8 +47,6 @@ def figure_options_from_args(args: argparse.Namespace, text: str) -> FigureOptio
 
 
 def settings_from_args(args: argparse.Namespace) -> SiteSettings:
-    import os
-
     cache_dir = args.cache_dir or os.environ.get("ATTNDOCS_CACHE_DIR") or str(Path.cwd() / ".cache" / "attndocs")
     return SiteSettings.from_mapping(
         {
@@ -55,7 +61,60 @@ def settings_from_args(args: argparse.Namespace) -> SiteSettings:
 def terminal_progress(done: int, total: int, message: str) -> None:
     """Progress lines on an interactive terminal; silent when stderr is a pipe or a file."""
     if sys.stderr.isatty():
-        print(f"attndocs: [{done}/{total}] {message}", file=sys.stderr, flush=True)
+        print(terminal_safe(f"attndocs: [{done}/{total}] {message}"), file=sys.stderr, flush=True)
+
+
+# -- output files ---------------------------------------------------------------------------
+def checked_output(value: str) -> Path:
+    """The ``-o`` path, refused before any computation when it cannot become a file.
+
+    A folder, a device or other non-file, a path below a file, a folder that is not
+    writable: each is an :class:`OutputError` naming the path and the cause.
+    """
+    out = Path(value)
+    try:
+        if out.is_dir():
+            raise OutputError(f"cannot write {out}: it is a folder", f"give a file name, such as {out / 'figure.html'}")
+        if os.path.lexists(out) and not out.is_file():
+            raise OutputError(f"cannot write {out}: it exists and is not a regular file")
+        folder = out.absolute().parent
+        while not os.path.lexists(folder) and folder != folder.parent:
+            folder = folder.parent  # the folders that are missing get created when writing
+        if not folder.is_dir():
+            raise OutputError(f"cannot write {out}: {folder} is a file, not a folder")
+        if not os.access(folder, os.W_OK):
+            raise OutputError(f"cannot write {out}: Permission denied (the folder {folder} is not writable)")
+    except OSError as exc:  # a name too long, a folder that cannot be searched
+        raise OutputError(f"cannot write {out}: {exc.strerror or exc}") from None
+    return out
+
+
+def write_output(out: Path, data: bytes) -> None:
+    """Write ``data`` to ``out`` whole or not at all: a temporary file beside it, renamed into place.
+
+    A full disk or an interrupted write leaves any earlier file at ``out`` as it was, and
+    no partial file behind.
+    """
+    temp: Path | None = None
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        temp = out.with_name(f".{out.name}.{secrets.token_hex(4)}.tmp")
+        # os.open with 0o666 gives the file the mode the umask allows, as a plain write would.
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(temp, out)
+        temp = None
+    except OSError as exc:
+        cause = exc.strerror or str(exc)
+        where = f" ({exc.filename})" if exc.filename and str(exc.filename) not in (str(out), str(temp)) else ""
+        raise OutputError(f"cannot write {out}: {cause}{where}") from None
+    finally:
+        if temp is not None:
+            try:
+                temp.unlink()
+            except OSError:
+                pass  # never created, or already gone
 
 
 def read_text_arg(value: str) -> str:
@@ -82,15 +141,14 @@ def _add_extract(sub: argparse._SubParsersAction) -> None:
 def _cmd_extract(args: argparse.Namespace) -> int:
     from .pipeline import Pipeline
 
+    out = checked_output(args.output)  # before computing: a bad path wastes no model run
     options = figure_options_from_args(args, read_text_arg(args.text))
     pipeline = Pipeline(settings_from_args(args), progress=terminal_progress)
     result = pipeline.compute_one(options, qk=args.qk)
     for warning in result.warnings:
-        print(f"attndocs: warning: {warning}", file=sys.stderr)
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    result.record.save(out)
-    print(f"{out}: {result.describe()}", file=sys.stderr)
+        say(f"attndocs: warning: {warning}")
+    write_output(out, result.record.to_bytes())
+    say(f"{out}: {result.describe()}")
     return 0
 
 
@@ -109,21 +167,18 @@ def _cmd_render(args: argparse.Namespace) -> int:
     from .pipeline import Pipeline
     from .render import render_record_page
 
+    out = checked_output(args.output)
     options = figure_options_from_args(args, read_text_arg(args.text))
     result = Pipeline(settings_from_args(args)).compute_one(options, qk=options.view == "neuron")
-    page = render_record_page(result.record, options, title=args.title)
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(page, encoding="utf-8")
-    print(f"{out}: {options.view} view, {result.describe()}, {len(page.encode('utf-8')):,} bytes", file=sys.stderr)
+    data = render_record_page(result.record, options, title=args.title).encode("utf-8")
+    write_output(out, data)
+    say(f"{out}: {options.view} view, {result.describe()}, {len(data):,} bytes")
     return 0
 
 
 # -- build and precompute (site front-ends) --------------------------------------------------
 def _site_overrides(args: argparse.Namespace) -> dict:
     """Settings the flags set explicitly; the site's own config decides the rest."""
-    import os
-
     return {
         "cache_dir": args.cache_dir or os.environ.get("ATTNDOCS_CACHE_DIR"),
         "execution_mode": args.mode,
@@ -148,14 +203,14 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
     report = build_site(args.src, args.output, overrides=_site_overrides(args), title=args.title, progress=stderr_progress)
     for problem in report.problems:
-        print(f"attndocs: warning: {problem}", file=sys.stderr)
-    print(report.summary())
-    print(f"open {(report.out / 'index.html').as_uri()}")
+        say(f"attndocs: warning: {problem}")
+    say(report.summary(), err=False)
+    say(f"open {(report.out / 'index.html').as_uri()}", err=False)
     if args.strict and report.problems:
-        print(f"attndocs: error: {len(report.problems)} warning(s) and --strict", file=sys.stderr)
+        say(f"attndocs: error: {len(report.problems)} warning(s) and --strict")
         return 1
     if report.failed and report.settings.raise_on_error:
-        print(f"attndocs: error: {report.failed} figure(s) failed and raise_on_error is on", file=sys.stderr)
+        say(f"attndocs: error: {report.failed} figure(s) failed and raise_on_error is on")
         return 1
     return 0
 
@@ -173,8 +228,8 @@ def _cmd_precompute(args: argparse.Namespace) -> int:
 
     report = precompute(args.src, _site_overrides(args), progress=stderr_progress)
     for line in report.lines:
-        print(line)
-    print(report.summary())
+        say(line, err=False)
+    say(report.summary(), err=False)
     return 1 if report.failed else 0
 
 
@@ -204,10 +259,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except AttndocsError as exc:
-        print(f"attndocs: error: {exc}", file=sys.stderr)
+        say(f"attndocs: error: {exc}")
+        return 1
+    except OSError as exc:
+        # The last resort for a file a command could not read or write: one line naming
+        # the file and the cause, never a traceback.
+        where = f"{exc.filename}: " if exc.filename else ""
+        say(f"attndocs: error: {where}{exc.strerror or exc}")
         return 1
     except KeyboardInterrupt:
-        print("attndocs: interrupted", file=sys.stderr)
+        say("attndocs: interrupted")
         return 130
 
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from .text import terminal_safe
+
 
 class AttndocsError(Exception):
     """Base class for user-facing errors.
 
     ``category`` names the warning type a documentation front-end raises
     (``attndocs.options``, ``attndocs.model``, ``attndocs.cache``, ``attndocs.exec``);
-    ``hint`` says what to do about it. ``str(error)`` is one line that includes both.
+    ``hint`` says what to do about it. ``str(error)`` is one line that includes both, with
+    any control character escaped: messages quote page text (option values, model names,
+    paths), and every front-end prints ``str(error)`` to a terminal.
     """
 
     category = "exec"
@@ -19,9 +23,8 @@ class AttndocsError(Exception):
         self.hint = hint
 
     def __str__(self) -> str:
-        if self.hint:
-            return f"{self.message} ({self.hint})"
-        return self.message
+        text = f"{self.message} ({self.hint})" if self.hint else self.message
+        return terminal_safe(text)
 
 
 class OptionError(AttndocsError, ValueError):
@@ -46,6 +49,12 @@ class CacheError(AttndocsError):
     """The cache cannot be read or written, or has no entry where one is required."""
 
     category = "cache"
+
+
+class OutputError(AttndocsError):
+    """A file the command line was asked to write cannot be written there."""
+
+    category = "exec"
 
 
 class ExecError(AttndocsError):

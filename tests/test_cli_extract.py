@@ -110,3 +110,75 @@ def test_empty_text_and_unreadable_cache_dir(tmp_path):
     blocker.write_text("")
     bad = _run("extract", "--cache-dir", str(blocker / "c"), "-o", str(tmp_path / "o"), "Text.", no_torch=True)
     assert bad.returncode == 1 and "--cache-dir" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+# -- where -o points -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def warm_cache(tmp_path_factory):
+    """A cache holding the record the -o tests ask for, so they run without torch."""
+    cache = tmp_path_factory.mktemp("o-cache")
+    first = _run("extract", "--cache-dir", str(cache), "-o", str(cache.parent / "first.safetensors"), "The cat sat.")
+    assert first.returncode == 0, first.stderr
+    return cache
+
+
+def _one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("attndocs: error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("command", ["extract", "render"])
+def test_an_output_that_is_a_folder_or_below_a_file_is_refused_before_any_work(tmp_path, command):
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("keep me")
+    cache = tmp_path / "never-created"
+    for target, cause in ((folder, "it is a folder"), (blocker / "x.out", "is a file, not a folder"),
+                          (blocker / "sub" / "x.out", "is a file, not a folder")):
+        # Without torch and with an empty cache, only a check made before computing can answer.
+        result = _run(command, "--cache-dir", str(cache), "-o", str(target), "The cat sat.", no_torch=True)
+        _one_line_error(result, str(target), cause)
+    assert blocker.read_text() == "keep me" and list(folder.iterdir()) == [] and not cache.exists()
+
+
+@pytest.mark.parametrize("command", ["extract", "render"])
+def test_an_output_that_cannot_be_written_is_one_line_naming_path_and_cause(tmp_path, command, warm_cache):
+    for target, cause in (("/sys/attndocs-test.out", "Permission denied"),
+                          ("/dev/full", "not a regular file"),
+                          (str(tmp_path / ("n" * 300)), "File name too long")):
+        result = _run(command, "--cache-dir", str(warm_cache), "-o", target, "The cat sat.", no_torch=True)
+        _one_line_error(result, target, cause)
+
+
+@pytest.mark.parametrize("command", ["extract", "render"])
+def test_a_full_disk_leaves_the_earlier_file_whole_and_nothing_half_written(tmp_path, command, warm_cache):
+    """The file-size limit (RLIMIT_FSIZE) stands in for a full disk: the write fails part way."""
+    import resource
+    import signal
+
+    out = tmp_path / "out.file"
+    out.write_text("the earlier output")
+
+    def small_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+    command_line = [sys.executable, "-c", NO_TORCH, command, "--cache-dir", str(warm_cache), "-o", str(out), "The cat sat."]
+    result = subprocess.run(command_line, capture_output=True, text=True, preexec_fn=small_files)
+    _one_line_error(result, str(out), "File too large")
+    assert out.read_text() == "the earlier output"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.file"]  # no temporary file left
+
+
+def test_an_output_in_missing_folders_is_written_whole(tmp_path, warm_cache):
+    out = tmp_path / "new" / "deeper" / "record.safetensors"
+    result = _run("extract", "--cache-dir", str(warm_cache), "-o", str(out), "The cat sat.", no_torch=True)
+    assert result.returncode == 0, result.stderr
+    assert load_file(out)["encoder.attention"].shape[0] == 6
+    assert [p.name for p in out.parent.iterdir()] == ["record.safetensors"]

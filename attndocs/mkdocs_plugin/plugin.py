@@ -49,6 +49,7 @@ from ..fence import (
 from ..options import FigureOptions, SiteSettings
 from ..pipeline import Pipeline
 from ..render import asset_files, asset_tags
+from ..text import terminal_safe
 from .config import AttndocsConfig, config_dir, site_settings
 
 log = get_plugin_logger("attndocs")
@@ -112,7 +113,7 @@ class AttndocsPlugin(BasePlugin[AttndocsConfig]):  # type: ignore[type-var]
             return None  # MkDocs reports a missing file itself
         text, bad = decode_page(page.file.content_bytes)
         if bad is not None:
-            log.warning(f"{page.file.src_uri}:{bad[0]}: {bad[1]}")
+            log.warning(terminal_safe(f"{page.file.src_uri}:{bad[0]}: {bad[1]}"))
         return normalise_newlines(text)
 
     def on_page_markdown(self, markdown: str, /, *, page: Page, config: MkDocsConfig, files: Files) -> str:
@@ -159,7 +160,7 @@ class AttndocsPlugin(BasePlugin[AttndocsConfig]):  # type: ignore[type-var]
 
         out = batch.render(embed=self.settings.embed, file_prefix=prefix)
         for problem in out.problems:
-            log.warning(str(problem))
+            log.warning(str(problem))  # Problem escapes what it quotes from the page
         # Search plugins index page.content in on_page_context, and a figure's markup (its
         # text fallback for readers without JavaScript, its token lists) is not prose anyone
         # searches for. So until they have run, a page holds each figure's caption only;
@@ -198,7 +199,7 @@ def _comparable(text: str) -> str:
 
 
 def _progress(done: int, total: int, message: str) -> None:
-    log.info(f"[{done}/{total}] {message}")
+    log.info(terminal_safe(f"[{done}/{total}] {message}"))  # messages name models a page chose
 
 
 def _check_cache_dir(cache_dir: Path, config: MkDocsConfig) -> None:

@@ -31,6 +31,7 @@ from ..options import FigureOptions, SiteSettings
 from ..payload import select_layers_heads
 from ..pipeline import Pipeline, PipelineStats
 from ..record import SECTION_NAMES, AttentionRecord
+from ..text import terminal_safe
 from .config import model_path, site_settings
 from .nodes import attention_figure
 
@@ -149,7 +150,10 @@ def state_of(env: BuildEnvironment) -> BuildState:
 
 
 def warn(message: str, category: str | None, location: Any) -> None:
-    logger.warning("attention figure: %s", message, type="attndocs", subtype=category or "exec", location=location)
+    """A figure warning; page text it quotes (and a page path) reaches the log escaped."""
+    if isinstance(location, str):
+        location = terminal_safe(location)
+    logger.warning("attention figure: %s", terminal_safe(message), type="attndocs", subtype=category or "exec", location=location)
 
 
 # -- events ----------------------------------------------------------------------------------
