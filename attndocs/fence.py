@@ -29,6 +29,7 @@ HTML that :mod:`attndocs.render` makes for it (a figure, or a placeholder and a 
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import secrets
 import sys
@@ -37,18 +38,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import AttndocsError, OptionError
-from .options import FigureOptions, figure_fields, option_name
+from .options import MAX_FIGURES_PER_PAGE, FigureOptions, figure_fields, option_name, too_many_figures
 from .pipeline import FigureResult, Pipeline
 from .render import render_figure, render_placeholder
+from .text import terminal_safe
 
 FENCE_NAME = "attention"
 
 # Names a page may use, hyphenated and underscored, mapped to the hyphenated form.
 _KNOWN = {n: n for n in (option_name(f) for f in figure_fields())}
 _KNOWN.update({n.replace("-", "_"): n for n in list(_KNOWN)})
-# "key:" then whitespace or the end of the line: "https://..." is not an option line.
-_OPTION_LINE = re.compile(r"[ \t]*([A-Za-z][A-Za-z0-9_-]*)[ \t]*:(?:[ \t]+(.*?))?[ \t]*")
-_FENCE_OPEN = re.compile(r"(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^\n]*?)[ \t]*")
+# An option's name. The lines themselves are taken apart with str methods, not one regex:
+# a pattern like "[ \t]*(.*?)[ \t]*" retries its lazy part at every position of a run of
+# spaces, quadratic in the run (a 200 kB fence line once took 68 s). Every step below
+# reads each character of a line a bounded number of times.
+_OPTION_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+_BLANKS = " \t"
 
 
 class FenceError(OptionError):
@@ -108,10 +113,40 @@ def normalise_newlines(text: str) -> str:
 
 
 def _option_line(line: str) -> tuple[str, str] | None:
-    match = _OPTION_LINE.fullmatch(line)
+    """``(key, value)`` of a ``key: value`` line, else None.
+
+    "key:" must be followed by a blank or the end of the line, so "https://..." is not an
+    option line. Spaces and tabs around the key and the value are dropped.
+    """
+    rest = line.lstrip(_BLANKS)
+    match = _OPTION_NAME.match(rest)
     if not match:
         return None
-    return match.group(1), _unquote(match.group(2) or "")
+    after = rest[match.end() :].lstrip(_BLANKS)
+    if not after.startswith(":"):
+        return None
+    value = after[1:]
+    if value and value[0] not in _BLANKS:
+        return None
+    return match.group(0), _unquote(value.strip(_BLANKS))
+
+
+def _fence_open(line: str) -> tuple[str, str, str] | None:
+    """``(indent, fence, info)`` of a line opening a fenced block (3+ backticks or tildes), else None."""
+    rest = line.lstrip(_BLANKS)
+    if not rest or rest[0] not in "`~":
+        return None
+    after = rest.lstrip(rest[0])
+    run = len(rest) - len(after)
+    if run < 3:
+        return None
+    return line[: len(line) - len(rest)], rest[:run], after.strip(_BLANKS)
+
+
+def _closes(line: str, fence: str) -> bool:
+    """Whether ``line`` closes a block opened by ``fence``: the same character, at least as many."""
+    rest = line.strip(_BLANKS)
+    return len(rest) >= len(fence) and not rest.lstrip(fence[0])
 
 
 def _unquote(value: str) -> str:
@@ -126,6 +161,8 @@ def parse_block(body: str, *, first_line: int = 1) -> ParsedBlock:
 
     ``first_line`` is the page line of the body's first line (the line after the fence).
     """
+    if not isinstance(body, str):
+        raise FenceError(f"a block body must be text, not {type(body).__name__}", line=first_line)
     lines = normalise_newlines(body).split("\n")
     blank = next((i for i, line in enumerate(lines) if not line.strip()), len(lines))
     head = lines[:blank]
@@ -179,8 +216,12 @@ def parse_block(body: str, *, first_line: int = 1) -> ParsedBlock:
             line=where,
         )
     text = "\n".join(text_lines).strip()
-    options = FigureOptions.from_mapping({**values, "text": text})
-    return ParsedBlock(options=options, option_lines=option_lines, text_line=first_line + text_start + offset)
+    text_line = first_line + text_start + offset
+    try:
+        options = FigureOptions.from_mapping({**values, "text": text})
+    except OptionError as exc:  # the text itself is refused (too long, not UTF-8)
+        raise FenceError(exc.message, exc.hint, line=text_line) from None
+    return ParsedBlock(options=options, option_lines=option_lines, text_line=text_line)
 
 
 def _preview(line: str, width: int = 40) -> str:
@@ -204,6 +245,8 @@ def find_blocks(markdown: str) -> list[AttentionBlock]:
     page, as in CommonMark, and is reported as an error. Offsets refer to
     ``normalise_newlines(markdown)``.
     """
+    if not isinstance(markdown, str):
+        raise OptionError(f"a page must be text, not {type(markdown).__name__}", "decode it first (decode_page)")
     text = normalise_newlines(markdown)
     lines = text.split("\n")
     starts = [0]
@@ -212,14 +255,14 @@ def find_blocks(markdown: str) -> list[AttentionBlock]:
     blocks: list[AttentionBlock] = []
     i = 0
     while i < len(lines):
-        match = _FENCE_OPEN.fullmatch(lines[i])
-        if not match or (match.group("fence")[0] == "`" and "`" in match.group("info")):
+        opened = _fence_open(lines[i])
+        # A backtick fence's info string may not hold a backtick (CommonMark): "```a`b" is text.
+        if not opened or (opened[1][0] == "`" and "`" in opened[2]):
             i += 1
             continue
-        fence, indent = match.group("fence"), match.group("indent")
-        info = match.group("info").split()
-        closer = re.compile(r"[ \t]*" + re.escape(fence[0]) + "{" + str(len(fence)) + r",}[ \t]*")
-        end = next((j for j in range(i + 1, len(lines)) if closer.fullmatch(lines[j])), None)
+        indent, fence, info_string = opened
+        info = info_string.split()
+        end = next((j for j in range(i + 1, len(lines)) if _closes(lines[j], fence)), None)
         if not info or info[0] != FENCE_NAME:
             i = (end if end is not None else len(lines)) + 1
             continue
@@ -321,7 +364,9 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.where}: {self.message}"
+        # Both halves come from pages (a file name, a quoted value): nothing reaches the
+        # terminal raw.
+        return terminal_safe(f"{self.where}: {self.message}")
 
 
 @dataclass
@@ -354,7 +399,11 @@ def local_model(name: str, base_dir: Path | None) -> str:
     if base_dir is None or not name or name.startswith(("/", "~")):
         return name
     candidate = base_dir / name
-    return str(candidate.resolve()) if candidate.is_dir() else name
+    try:
+        # Absolute, with links kept: a linked model folder is named as the author named it.
+        return os.path.abspath(candidate) if candidate.is_dir() else name
+    except (OSError, ValueError):  # a name too long for a path, or one holding a NUL: not a folder
+        return name
 
 
 def models_in_memory() -> int:
@@ -385,8 +434,13 @@ class FigureBatch:
         self.slots = slots or Slots()
         self.base_dir = base_dir
         self.figures: list[PageFigure] = []
+        self._per_page: dict[str, int] = {}
 
     def _append(self, figure: PageFigure) -> str:
+        count = self._per_page.get(figure.page, 0) + 1
+        self._per_page[figure.page] = count
+        if count > MAX_FIGURES_PER_PAGE and figure.error is None:
+            figure.options, figure.error = None, too_many_figures(MAX_FIGURES_PER_PAGE)
         if figure.options is not None and figure.options.model:
             figure.options = dataclasses.replace(figure.options, model=local_model(figure.options.model, self.base_dir))
         self.figures.append(figure)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import reprlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,72 +26,145 @@ DEFAULT_MODEL = "minilm"
 DEFAULT_MAX_TOKENS = 512
 
 
+# Limits on what a page may ask for. Each keeps one bad value from costing a build its
+# memory or its time (`heads: 0-99999999999` once expanded a hundred billion indices), and
+# each is in the options' "allowed" text, so the docs tables and the messages state it.
+MAX_INDEX = 4095  # the largest layer or head index: no model has more than 4096 of either
+MAX_INDICES = 4096  # indices one list may name in all, counting each index of a range
+MAX_TOKENS_LIMIT = 4096  # attention grows with the square: 4096 tokens x 72 heads is 4.8 GB
+MAX_TEXT_CHARS = 200_000  # text, text-b, target: far past any model's positions
+MAX_LABEL_CHARS = 10_000  # caption, alt
+MAX_NAME_CHARS = 200  # name: an HTML id and a Sphinx label
+MAX_CLASS_CHARS = 1_000  # class: a few CSS class names
+MAX_PATH_CHARS = 4_096  # model (a folder path may be long), cache-dir: the usual PATH_MAX
+MAX_REVISION_CHARS = 256  # a branch, tag or commit
+MAX_ALIASES = 1_000  # model-aliases entries
+# Figures one page may hold; past it each further figure is a placeholder and a warning. The
+# browser starts figures as they scroll into view, so a page of this many stays responsive.
+MAX_FIGURES_PER_PAGE = 10_000
+_MAX_DIGITS = 18  # an integer longer than this is refused before int() reads it
+
+
+def _count(n: int) -> str:
+    return f"{n:,}"
+
+
 # -- value parsers: each takes a string (from a page) or a Python value ------------------
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ValueError("expected text")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        # Undecodable bytes reach Python as lone surrogates (command lines, file names).
-        raise ValueError("it holds bytes that are not valid UTF-8; save the text as UTF-8") from None
-    return value
+def _text_parser(max_chars: int, *, nonempty: bool = False) -> Callable[[Any], str | None]:
+    """A parser of text of at most ``max_chars`` characters (stripped and non-empty if asked)."""
+
+    def parse(value: Any) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise ValueError("expected text")
+        # Measured before anything else reads the value, so a huge one costs nothing more.
+        if len(value) > max_chars:
+            raise ValueError(f"it is {_count(len(value))} characters long, more than the limit of {_count(max_chars)}")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            # Undecodable bytes reach Python as lone surrogates (command lines, file names).
+            raise ValueError("it holds bytes that are not valid UTF-8; save the text as UTF-8") from None
+        if nonempty:
+            if not value.strip():
+                raise ValueError("expected a non-empty value")
+            return value.strip()
+        return value
+
+    parse.allowed = f"{'a non-empty value' if nonempty else 'text'} of at most {_count(max_chars)} characters"  # type: ignore[attr-defined]
+    return parse
 
 
-def _nonempty(value: Any) -> str | None:
-    text = _text(value)
-    if text is not None and not text.strip():
-        raise ValueError("expected a non-empty value")
-    return text.strip() if text is not None else None
+# The texts a model reads (text, text-b, target).
+_text = _text_parser(MAX_TEXT_CHARS)
 
 
-def _int_at_least(minimum: int) -> Callable[[Any], int | None]:
+def _int_between(minimum: int, maximum: int, allowed: str | None = None) -> Callable[[Any], int | None]:
     def parse(value: Any) -> int | None:
         if value is None:
             return None
         if isinstance(value, bool):
             raise ValueError("expected an integer")
         if isinstance(value, str):
-            if not re.fullmatch(r"\s*-?\d+\s*", value):
+            stripped = value.strip()
+            if not re.fullmatch(r"-?\d+", stripped):
                 raise ValueError("expected an integer")
-            value = int(value)
+            if len(stripped.lstrip("-")) > _MAX_DIGITS:  # refused before int() reads a million digits
+                side = f">= {minimum}" if stripped.startswith("-") else f"<= {_count(maximum)}"
+                raise ValueError(f"expected an integer {side}")
+            value = int(stripped)
         if not isinstance(value, int):
             raise ValueError("expected an integer")
         if value < minimum:
             raise ValueError(f"expected an integer >= {minimum}")
+        if value > maximum:
+            raise ValueError(f"expected an integer <= {_count(maximum)}")
         return value
 
-    parse.allowed = f"an integer >= {minimum}"  # type: ignore[attr-defined]
+    parse.allowed = allowed or f"an integer from {minimum} to {_count(maximum)}"  # type: ignore[attr-defined]
     return parse
 
 
+_INDEX_PART = re.compile(r"(\d+)(?:-(\d+))?")
+
+
+def _index(text: str, part: str) -> int:
+    # Digits are counted before int() reads them: a value of a million digits is refused
+    # at once, and never meets Python's own limit on int() of long strings.
+    if len(text) > _MAX_DIGITS or int(text) > MAX_INDEX:
+        raise ValueError(f"'{_clip(part)}' goes past {MAX_INDEX}, the largest index allowed")
+    return int(text)
+
+
 def _index_list(value: Any) -> tuple[int, ...] | None:
-    """'0,2,5', '0 2 5' or '0-3,7' (inclusive ranges) or a list of integers."""
+    """'0,2,5', '0 2 5' or '0-3,7' (inclusive ranges) or a list of integers.
+
+    Bounded before anything is expanded: each index at most MAX_INDEX, and at most
+    MAX_INDICES named in all (a range counts each index it covers, repeats count again), so
+    the work done is at most MAX_INDICES steps past reading the value once.
+    """
     if value is None:
         return None
-    items: list[int] = []
+    items: dict[int, None] = {}  # ordered and deduplicated
+    named = 0
+
+    def add(start: int, end: int, part: str) -> None:
+        nonlocal named
+        named += end - start + 1
+        if named > MAX_INDICES:
+            raise ValueError(f"it names more than {_count(MAX_INDICES)} indices (up to '{_clip(part)}'), the limit for one list")
+        items.update(dict.fromkeys(range(start, end + 1)))
+
     if isinstance(value, str):
-        parts = [p for p in re.split(r"[,\s]+", value.strip()) if p]
-        if not parts:
-            raise ValueError("expected at least one index")
-        for part in parts:
-            match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        found = False
+        for part in re.finditer(r"[^,\s]+", value):
+            found = True
+            text = part.group(0)
+            match = _INDEX_PART.fullmatch(text)
             if not match:
-                raise ValueError(f"'{part}' is not an index or a range like 2-5")
-            start, end = int(match.group(1)), int(match.group(2) or match.group(1))
+                raise ValueError(f"'{_clip(text)}' is not an index or a range like 2-5")
+            start = _index(match.group(1), text)
+            end = _index(match.group(2), text) if match.group(2) else start
             if end < start:
-                raise ValueError(f"range '{part}' runs backwards")
-            items.extend(range(start, end + 1))
-    elif isinstance(value, Iterable):
-        for item in value:
+                raise ValueError(f"range '{text}' runs backwards")
+            add(start, end, text)
+        if not found:
+            raise ValueError("expected at least one index")
+    elif isinstance(value, Iterable) and not isinstance(value, (bytes, Mapping)):
+        for item in value:  # stops at the first bad item: an endless iterator ends too
             if isinstance(item, bool) or not isinstance(item, int) or item < 0:
                 raise ValueError("expected integers >= 0")
-            items.append(item)
+            if item > MAX_INDEX:
+                raise ValueError(f"{item} goes past {MAX_INDEX}, the largest index allowed")
+            add(item, item, str(item))
     else:
         raise ValueError("expected a list of indices")
-    return tuple(dict.fromkeys(items))
+    return tuple(items)
+
+
+def _clip(text: str, width: int = 24) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _choice(choices: tuple[str, ...]) -> Callable[[Any], str | None]:
@@ -116,9 +190,24 @@ def _flag(value: Any) -> bool | None:
 
 
 _flag.allowed = "true or false"  # type: ignore[attr-defined]
-_index_list.allowed = "indices such as 0,2,5 or ranges such as 0-3"  # type: ignore[attr-defined]
-_text.allowed = "text"  # type: ignore[attr-defined]
-_nonempty.allowed = "a non-empty value"  # type: ignore[attr-defined]
+_index_list.allowed = (  # type: ignore[attr-defined]
+    f"indices 0-{MAX_INDEX} such as 0,2,5 or ranges such as 0-3; at most {_count(MAX_INDICES)} in all"
+)
+
+
+def _aliases(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise ValueError("expected a mapping of names to model ids")
+    if len(value) > MAX_ALIASES:
+        raise ValueError(f"it has {_count(len(value))} entries, more than the limit of {_count(MAX_ALIASES)}")
+    if any(len(k) > MAX_PATH_CHARS or len(v) > MAX_PATH_CHARS for k, v in value.items()):
+        raise ValueError(f"a name or model id is longer than {_count(MAX_PATH_CHARS)} characters")
+    return dict(value)
+
+
+_aliases.allowed = f"a mapping of names to model ids (at most {_count(MAX_ALIASES)})"  # type: ignore[attr-defined]
 
 
 def option(default: Any, parse: Callable[[Any], Any], help: str, *, content: bool = False) -> Any:
@@ -132,18 +221,44 @@ def option(default: Any, parse: Callable[[Any], Any], help: str, *, content: boo
     return field(default=default, metadata=metadata)
 
 
+def _field_name(cls: type, raw_name: Any, where: str) -> str:
+    """The field a page's or a caller's name means (``text-b``, ``class``); OptionError if none."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    name = raw_name.replace("-", "_") if isinstance(raw_name, str) else None
+    if name == "class":
+        name = "class_"
+    if name not in known:
+        allowed = ", ".join(sorted(option_name(f) for f in dataclasses.fields(cls) if not f.metadata.get("content")))
+        shown = _clip(raw_name, 40) if isinstance(raw_name, str) else _VALUES.repr(raw_name)
+        raise OptionError(f"unknown {where} '{shown}'", f"known: {allowed}")
+    return name  # type: ignore[return-value]
+
+
 def _apply(cls: type, values: Mapping[str, Any], where: str) -> Any:
+    if not isinstance(values, Mapping):
+        raise OptionError(f"{where}s must be a mapping of names to values, not {type(values).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
-    known = {f.name: f for f in dataclasses.fields(cls)}
     for raw_name, value in values.items():
-        name = raw_name.replace("-", "_")
-        if name == "class":
-            name = "class_"
-        if name not in known:
-            allowed = ", ".join(sorted(option_name(f) for f in known.values() if not f.metadata.get("content")))
-            raise OptionError(f"unknown {where} '{raw_name}'", f"known: {allowed}")
-        kwargs[name] = parse_value(known[name], value)
+        name = _field_name(cls, raw_name, where)
+        kwargs[name] = parse_value(fields[name], value)
     return cls(**kwargs)
+
+
+def _replace(obj: Any, changes: Mapping[str, Any], where: str) -> Any:
+    # Unknown names are an OptionError here too, never dataclasses.replace's TypeError.
+    fields = {f.name: f for f in dataclasses.fields(obj)}
+    parsed = {}
+    for raw_name, value in changes.items():
+        name = _field_name(type(obj), raw_name, where)
+        parsed[name] = parse_value(fields[name], value)
+    return dataclasses.replace(obj, **parsed)
+
+
+# Values quoted in messages: a few dozen characters at most, however long the value is.
+_VALUES = reprlib.Repr()
+_VALUES.maxstring = _VALUES.maxother = 60
+_VALUES.maxlist = _VALUES.maxtuple = _VALUES.maxdict = _VALUES.maxset = 8
 
 
 def parse_value(f: dataclasses.Field, value: Any) -> Any:
@@ -151,10 +266,10 @@ def parse_value(f: dataclasses.Field, value: Any) -> Any:
     parse = f.metadata["parse"]
     try:
         return parse(value)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OverflowError) as exc:
         allowed = getattr(parse, "allowed", None)
         hint = f"allowed: {allowed}" if allowed and allowed not in str(exc) else None
-        raise OptionError(f"option '{option_name(f)}' has value {value!r}: {exc}", hint) from None
+        raise OptionError(f"option '{option_name(f)}' has value {_VALUES.repr(value)}: {exc}", hint) from None
 
 
 def option_name(f: dataclasses.Field) -> str:
@@ -168,22 +283,24 @@ class FigureOptions:
 
     text: str | None = option(None, _text, "The text the model reads (the block's content).", content=True)
     model: str | None = option(
-        None, _nonempty, "Model: a bundled alias (minilm, smollm2, bert2bert-minilm), a site alias, a hub id or a local folder. Default: the site's default model."
+        None, _text_parser(MAX_PATH_CHARS, nonempty=True), "Model: a bundled alias (minilm, smollm2, bert2bert-minilm), a site alias, a hub id or a local folder. Default: the site's default model."
     )
-    revision: str | None = option(None, _nonempty, "Hub revision (branch, tag or commit) of the model; resolved to a commit and kept in the cache key.")
+    revision: str | None = option(None, _text_parser(MAX_REVISION_CHARS, nonempty=True), "Hub revision (branch, tag or commit) of the model; resolved to a commit and kept in the cache key.")
     view: str = option("head", _choice(VIEWS), "Which view to show: " + " | ".join(VIEWS) + ".")
     text_b: str | None = option(None, _text, "Second sentence of a sentence pair (encoder models).")
     target: str | None = option(None, _text, "Decoder text for encoder-decoder models (T5, BART, Marian, bert2bert).")
-    layer: int | None = option(None, _int_at_least(0), "Layer shown first (0-based). Default: the first included layer.")
+    layer: int | None = option(None, _int_between(0, MAX_INDEX), "Layer shown first (0-based). Default: the first included layer.")
     heads: tuple[int, ...] | None = option(None, _index_list, "Heads selected first (0-based), e.g. 0,3 or 0-5. Default: all.")
     include_layers: tuple[int, ...] | None = option(None, _index_list, "Layers that ship at all (0-based). Default: every layer.")
     include_heads: tuple[int, ...] | None = option(None, _index_list, "Heads that ship at all (0-based). Default: every head.")
     display: str = option("auto", _choice(DISPLAYS), "Colour scheme: auto follows the page theme and prefers-color-scheme; light or dark force one.")
-    caption: str | None = option(None, _text, "Caption under the figure; with a name, the figure is numbered.")
-    name: str | None = option(None, _nonempty, "Label for cross-references (:ref: / :numref: in Sphinx, #anchor elsewhere).")
-    alt: str | None = option(None, _text, "Text alternative for readers who cannot see the figure, and for static builders.")
-    class_: str | None = option(None, _text, "Extra CSS classes for the figure's outer element, space separated.")
-    max_tokens: int | None = option(None, _int_at_least(1), "Refuse texts longer than this many tokens. Default: the site's max tokens (512).")
+    caption: str | None = option(None, _text_parser(MAX_LABEL_CHARS), "Caption under the figure; with a name, the figure is numbered.")
+    name: str | None = option(None, _text_parser(MAX_NAME_CHARS, nonempty=True), "Label for cross-references (:ref: / :numref: in Sphinx, #anchor elsewhere).")
+    alt: str | None = option(None, _text_parser(MAX_LABEL_CHARS), "Text alternative for readers who cannot see the figure, and for static builders.")
+    class_: str | None = option(None, _text_parser(MAX_CLASS_CHARS), "Extra CSS classes for the figure's outer element, space separated.")
+    max_tokens: int | None = option(
+        None, _int_between(1, MAX_TOKENS_LIMIT), f"Refuse texts longer than this many tokens (at most {_count(MAX_TOKENS_LIMIT)}). Default: the site's max tokens (512)."
+    )
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> FigureOptions:
@@ -191,11 +308,8 @@ class FigureOptions:
         return _apply(cls, values, "option")
 
     def replace(self, **changes: Any) -> FigureOptions:
-        parsed = {}
-        fields = {f.name: f for f in dataclasses.fields(self)}
-        for name, value in changes.items():
-            parsed[name] = parse_value(fields[name], value)
-        return dataclasses.replace(self, **parsed)
+        """A copy with ``changes`` parsed as from_mapping parses them (``class`` or ``class_``)."""
+        return _replace(self, changes, "option")
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -205,33 +319,29 @@ class FigureOptions:
 class SiteSettings:
     """Settings for a whole site (Sphinx ``attention_<name>``; mkdocs.yml keys as they are)."""
 
-    default_model: str = option(DEFAULT_MODEL, _nonempty, "Model used by figures that name none.")
+    default_model: str = option(DEFAULT_MODEL, _text_parser(MAX_PATH_CHARS, nonempty=True), "Model used by figures that name none.")
     model_aliases: dict[str, str] = option(
-        dict, lambda v: _aliases(v), "Extra model names for this site, e.g. {'bert': 'bert-base-uncased'}."
+        dict, _aliases, "Extra model names for this site, e.g. {'bert': 'bert-base-uncased'}."
     )
-    cache_dir: str | None = option(None, _text, "Where records are cached. Default: .cache/attndocs beside conf.py / mkdocs.yml.")
+    cache_dir: str | None = option(None, _text_parser(MAX_PATH_CHARS), "Where records are cached. Default: .cache/attndocs beside conf.py / mkdocs.yml.")
     execution_mode: str = option("auto", _choice(MODES), "auto: compute misses; force: recompute all; frozen: cache only, a miss is an error; off: compute nothing, show placeholders.")
     device: str = option("cpu", _choice(DEVICES), "Where models run: cpu, cuda, or auto (cuda when available).")
-    batch_size: int = option(0, _int_at_least(0), "Texts of equal length computed in one forward pass. 0: automatic (1 on CPU, where single runs keep every record independent of the others, 8 on a GPU).")
-    max_tokens: int = option(DEFAULT_MAX_TOKENS, _int_at_least(1), "Longest text (in tokens) a figure may have unless it sets max-tokens.")
+    batch_size: int = option(0, _int_between(0, 4096), "Texts of equal length computed in one forward pass. 0: automatic (1 on CPU, where single runs keep every record independent of the others, 8 on a GPU).")
+    max_tokens: int = option(
+        DEFAULT_MAX_TOKENS, _int_between(1, MAX_TOKENS_LIMIT), "Longest text (in tokens) a figure may have unless it sets max-tokens."
+    )
     raise_on_error: bool = option(False, _flag, "Fail the build at the end when any figure failed.")
     embed: str = option("inline", _choice(EMBEDS), "inline: payload inside the page (works from file://); file: a side file fetched when the figure scrolls into view.")
     trust_remote_code: bool = option(False, _flag, "Allow models whose code lives in their hub repository. Off unless you opt in.")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> SiteSettings:
+        """Settings from a config file's values or Python values; names may be hyphenated."""
         return _apply(cls, values, "setting")
 
-
-def _aliases(value: Any) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        raise ValueError("expected a mapping of names to model ids")
-    return dict(value)
-
-
-_aliases.allowed = "a mapping of names to model ids"  # type: ignore[attr-defined]
+    def replace(self, **changes: Any) -> SiteSettings:
+        """A copy with ``changes`` parsed as from_mapping parses them."""
+        return _replace(self, changes, "setting")
 
 
 def figure_fields(*, include_content: bool = False) -> list[dataclasses.Field]:
@@ -244,13 +354,22 @@ def settings_fields() -> list[dataclasses.Field]:
 
 
 def options_table() -> str:
-    """A Markdown table of every figure option, for the docs."""
-    rows = ["| option | default | help |", "| --- | --- | --- |"]
+    """A Markdown table of every figure option, its allowed values (and limits), for the docs."""
+    rows = ["| option | default | allowed | help |", "| --- | --- | --- | --- |"]
     for f in figure_fields():
         help_text = f.metadata["help"].replace("|", "\\|")
-        rows.append(f"| `{option_name(f)}` | {_fmt_default(f.default)} | {help_text} |")
+        allowed = getattr(f.metadata["parse"], "allowed", "text").replace("|", "\\|")
+        rows.append(f"| `{option_name(f)}` | {_fmt_default(f.default)} | {allowed} | {help_text} |")
     return "\n".join(rows)
 
 
 def _fmt_default(value: Any) -> str:
     return "—" if value is None or value is dataclasses.MISSING else f"`{value}`"
+
+
+def too_many_figures(limit: int = MAX_FIGURES_PER_PAGE) -> OptionError:
+    """The error of a figure past ``limit`` (:data:`MAX_FIGURES_PER_PAGE`) on its page."""
+    return OptionError(
+        f"this page already has {limit:,} attention figures, the most one page may hold",
+        "split the page, or show several texts in fewer figures",
+    )

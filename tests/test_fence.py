@@ -141,3 +141,68 @@ def test_slots_replace_their_paragraph_and_nothing_else():
     assert "<p>text <figure>A</figure> text</p>" in filled
     assert f"attndocsslot{slots.nonce}n99x" in filled  # unknown tokens stay visible rather than vanish
     assert Slots().nonce != slots.nonce
+
+
+# -- linear time -----------------------------------------------------------------------------
+# Lines that made the old fence regexes backtrack: "[ \t]*(.*?)[ \t]*" retried its lazy part
+# at every position of a run of blanks. Each is timed at 100 kB and at 1 MB: a linear parser
+# takes about ten times as long for the larger one, a quadratic one a hundred times.
+_PATHOLOGICAL = {
+    "spaces after the fence": lambda n: "```" + " " * n + "x\n```\n",
+    "spaces inside the info string": lambda n: "```x" + " " * n + "y\n```\n",
+    "a run of backticks": lambda n: "`" * n + "\nafter\n",
+    "backticks after the info": lambda n: "```a" + "`" * n + "\n",
+    "tildes and spaces": lambda n: "~~~" + "~ " * (n // 2) + "x\n~~~\n",
+    "tabs inside an option value": lambda n: "```attention\nmodel: a" + "\t" * n + "b\n\nThe cat.\n```\n",
+    "spaces inside an option value": lambda n: "```attention\ncaption: a" + " " * n + "b\n\nThe cat.\n```\n",
+    "spaces before the colon": lambda n: "```attention\nmodel" + " " * n + "x: a\n\nThe cat.\n```\n",
+    "a run of colons": lambda n: "```attention\na" + ":" * n + "\n\nThe cat.\n```\n",
+    "a megabyte of spaces alone": lambda n: " " * n + "\n",
+}
+
+
+def _seconds(text: str) -> float:
+    import time
+
+    best = float("inf")
+    for _ in range(3):  # the best of three: the machine is shared
+        started = time.perf_counter()
+        replace_blocks(text, lambda block: "FIGURE")
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+@pytest.mark.parametrize("make", list(_PATHOLOGICAL.values()), ids=list(_PATHOLOGICAL))
+def test_the_parser_runs_in_linear_time_on_pathological_lines(make):
+    small, large = _seconds(make(100_000)), _seconds(make(1_000_000))
+    assert large < 5.0, f"a megabyte took {large:.1f} s"
+    # Ten times the input may take ten times as long, with room for noise; quadratic is 100x.
+    assert large < 30 * small + 0.05, f"100 kB: {small * 1000:.1f} ms, 1 MB: {large * 1000:.1f} ms"
+
+
+def test_long_lines_parse_as_before():
+    blocks = find_blocks("```attention" + " " * 100_000 + "\ntext-b: a" + " " * 100_000 + "b\n\nThe cat.\n```\n")
+    assert len(blocks) == 1 and blocks[0].error is None
+    assert blocks[0].options.text_b == "a" + " " * 100_000 + "b"
+    # A fence opened by a long run of backticks closes only with a run at least as long.
+    page = "`" * 5000 + "\n```attention\n\nshown as code\n```\n" + "`" * 5000 + "\n```attention\n\nA figure.\n```\n"
+    assert [b.options.text for b in find_blocks(page)] == ["A figure."]
+
+
+def test_a_text_over_the_limit_is_an_error_on_its_line():
+    (block,) = find_blocks("```attention\nview: head\n\n" + "word " * 50_000 + "\n```\n")
+    assert block.error is not None and block.error.line == 4
+    assert "200,000 characters" in str(block.error) and len(str(block.error)) < 400
+
+
+def test_an_index_range_past_the_limit_is_an_error_on_its_line():
+    (block,) = find_blocks("```attention\nmodel: minilm\nheads: 0-99999999999\n\nThe cat.\n```\n")
+    assert block.error is not None and block.error.line == 3
+    assert "heads" in str(block.error) and "4095" in str(block.error)
+
+
+def test_problems_never_carry_control_characters_to_the_terminal():
+    from attndocs.fence import Problem
+
+    text = str(Problem("pa\x1bge.md:3", "option 'caption' has \x1b[31mred\x07 and \x1b]0;title\x07"))
+    assert "\x1b" not in text and "\x07" not in text and "\\x1b[31m" in text

@@ -15,7 +15,7 @@ from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
 from ..errors import OptionError
-from ..options import FigureOptions, figure_fields, option_name
+from ..options import MAX_FIGURES_PER_PAGE, FigureOptions, figure_fields, option_name, too_many_figures
 from .nodes import attention_figure
 
 logger = logging.getLogger(__name__)
@@ -56,6 +56,9 @@ class AttentionDirective(SphinxDirective):
         node["line"] = self.lineno
         raw = {name: value for name, value in self.options.items()}
         text = "\n".join(self.content).strip()
+        # temp_data lives for the reading of one document: a per-page count.
+        count = self.env.temp_data.get("attndocs_figures", 0) + 1
+        self.env.temp_data["attndocs_figures"] = count
         try:
             if self.arguments:
                 raise OptionError(
@@ -63,6 +66,8 @@ class AttentionDirective(SphinxDirective):
                     "indent the text below the options; for docutils' attention admonition set "
                     "attention_override_admonition = False in conf.py",
                 )
+            if count > MAX_FIGURES_PER_PAGE:
+                raise too_many_figures(MAX_FIGURES_PER_PAGE)
             options = FigureOptions.from_mapping({**raw, "text": text})
             node["error"] = None
             node["category"] = None
