@@ -176,3 +176,115 @@ def test_content_hash_is_remembered_across_processes_and_forgotten_on_change(tmp
     assert resolve_mod.content_hash(folder) == first and not calls  # served from the memo file
     weights.write_bytes(b"two!")
     assert resolve_mod.content_hash(folder) == "sha256:" + "0" * 64 and len(calls) == 1
+
+
+# -- no machine paths, no crashes on odd names ----------------------------------------------------
+def test_a_local_folder_is_known_by_its_name_never_its_absolute_path(tmp_path):
+    folder = _write_config(tmp_path / "deep" / "my-model", model_type="bert")
+    (folder / "model.safetensors").write_bytes(b"weights")
+    ref = resolve_model(str(folder))
+    assert ref.model_id == "my-model" and ref.short == "my-model"
+    assert str(tmp_path) not in ref.model_id
+    assert ref.path == str(folder.resolve())  # where it loads from stays on this machine only
+    # The same files elsewhere: the same identity and revision, so the same cache entries.
+    other = _write_config(tmp_path / "elsewhere" / "my-model", model_type="bert")
+    (other / "model.safetensors").write_bytes(b"weights")
+    moved = resolve_model(str(other))
+    assert (moved.model_id, moved.revision) == (ref.model_id, ref.revision)
+    # A link is named as the author named it, not after its target.
+    (tmp_path / "linked-model").symlink_to(folder, target_is_directory=True)
+    assert resolve_model(str(tmp_path / "linked-model")).model_id == "linked-model"
+
+
+def test_messages_about_a_local_folder_name_it_without_its_path(tmp_path):
+    folder = tmp_path / "broken-model"
+    folder.mkdir()
+    (folder / "config.json").write_text("[1, 2, 3]", encoding="utf-8")
+    with pytest.raises(ModelError, match="'broken-model' is not a JSON object") as info:
+        resolve_model(str(folder))
+    assert str(tmp_path) not in str(info.value)
+    (folder / "config.json").write_bytes(b"\xff\xfe not json")
+    with pytest.raises(ModelError, match="cannot read config.json of model 'broken-model'"):
+        resolve_model(str(folder))
+
+
+@pytest.mark.parametrize("name", ["a" * 300, "./" + "b" * 300, "x\0y", "", "   ", "\x1b[31mred"])
+def test_names_no_file_system_can_hold_are_model_errors_not_crashes(name):
+    with pytest.raises(ModelError) as info:
+        resolve_model(name)
+    assert "\x1b" not in str(info.value)
+
+
+def test_the_notebook_entry_names_a_model_loaded_from_a_folder_by_the_folder(tiny_model_dir):
+    import transformers
+
+    from attndocs.extract import extract_from_model
+
+    folder = tiny_model_dir("bert")
+    model = transformers.AutoModel.from_pretrained(folder, attn_implementation="eager")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+    record = extract_from_model(model, tokenizer, "The cat sat.")
+    assert record.model_id == "bert" and str(folder.parent) not in json.dumps(record.metadata())
+
+
+# -- how long a text each model reads ----------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("family", "limits"),
+    [
+        ("bert", {"encoder": 128}),
+        ("roberta", {"encoder": 128}),  # 130 rows, numbered from pad_token_id + 1
+        ("gpt2", {"decoder": 128}),
+        ("bart", {"encoder": 128, "decoder": 128}),
+        ("bert2bert", {"encoder": 128, "decoder": 128}),
+        ("t5", {"encoder": None, "decoder": None}),  # relative positions: no table to run past
+        ("llama", {"decoder": None}),  # rotary positions
+    ],
+)
+def test_position_limits_come_from_the_config(tiny_model_dir, family, limits):
+    from attndocs.extract.run import position_limits
+    from attndocs.models import load_model
+
+    loaded = load_model(resolve_model(str(tiny_model_dir(family))))
+    assert position_limits(loaded) == limits
+
+
+def test_a_text_past_the_models_positions_says_so_in_words(tiny_model_dir):
+    from attndocs.extract.run import ExtractRequest, extract
+    from attndocs.models import load_model
+
+    loaded = load_model(resolve_model(str(tiny_model_dir("bert"))))
+    at_limit, past = "a " * 126, "a " * 127  # [CLS] + n + [SEP]: 128 and 129 tokens
+    ok, too_long = extract(loaded, [ExtractRequest(at_limit, max_tokens=4096), ExtractRequest(past, max_tokens=4096)])
+    assert len(ok.sides["encoder"]) == 128
+    assert str(too_long).startswith("this model (bert) reads at most 128 tokens; the text has 129")
+    assert "tensor" not in str(too_long)
+    # Past both limits, the model's is the one named: raising max-tokens would not help.
+    (both,) = extract(loaded, [ExtractRequest(past, max_tokens=8)])
+    assert "reads at most 128 tokens" in str(both)
+
+
+@pytest.mark.parametrize(
+    ("error", "says"),
+    [
+        ("Weights only load failed. ... Re-running `torch.load` with `weights_only` set to `False` will likely succeed",
+         "holds pickled code that is not allowed"),
+        ("invalid load key, '\\x00'.", "damaged or cannot be loaded as weights only"),
+        ("something mentions weights_only=False as a way out", "damaged or cannot be loaded as weights only"),
+    ],
+)
+def test_a_refused_checkpoint_never_passes_on_the_advice_to_turn_safety_off(error, says):
+    import pickle
+
+    from attndocs.models.load import load_failure
+
+    ref = resolve_mod.ModelRef("m", "m", "sha256:" + "0" * 64, "local", "encoder", "bert", path="/machine/path/m")
+    message = str(load_failure(ref, pickle.UnpicklingError(error)))
+    assert says in message and "False" not in message and "\n" not in message
+
+
+def test_other_load_failures_name_the_model_not_the_machine_path(tmp_path):
+    from attndocs.models.load import load_failure
+
+    ref = resolve_mod.ModelRef("m", "my-model", "sha256:" + "0" * 64, "local", "encoder", "bert", path=str(tmp_path / "my-model"))
+    message = str(load_failure(ref, RuntimeError(f"Error(s) in loading {tmp_path / 'my-model'}:\n size mismatch")))
+    assert message == "cannot load model 'my-model': Error(s) in loading my-model:"

@@ -8,6 +8,7 @@ token length run as one batch: no padding means every number equals a single run
 from __future__ import annotations
 
 import inspect
+import os
 import platform
 from collections import defaultdict
 from collections.abc import Sequence
@@ -83,6 +84,8 @@ def extract(loaded: Any, requests: Sequence[ExtractRequest], batch_size: int = 0
             encoded[i] = _encode(loaded, request)
         except AttndocsError as exc:
             results[i] = exc
+        except Exception as exc:  # a tokenizer that fails in its own way: this figure only
+            results[i] = ExecError(f"model '{loaded.ref.short}' could not read the text: {exc}".splitlines()[0])
     # Same token lengths (and same Q/K wish) batch together without padding.
     groups: dict[tuple, list[int]] = defaultdict(list)
     for i, enc in encoded.items():
@@ -105,11 +108,13 @@ def extract(loaded: Any, requests: Sequence[ExtractRequest], batch_size: int = 0
 def extract_from_model(model: Any, tokenizer: Any, text: str, text_b: str | None = None, target: str | None = None, qk: bool = False) -> AttentionRecord:
     """A record for an already loaded transformers model (the notebook API's entry point)."""
     from ..models.load import LoadedModel
-    from ..models.resolve import ModelRef, family_of
+    from ..models.resolve import ModelRef, family_of, local_display_name
 
     config = model.config.to_dict()
     kind, model_type = family_of(config)
     name = getattr(model.config, "_name_or_path", "") or model_type
+    if os.path.isabs(name) or name.startswith((".", "~")):
+        name = local_display_name(name)  # a folder it was loaded from: its name, not the machine's path
     ref = ModelRef(name=name, model_id=name, revision="in-memory", source="local", kind=kind, model_type=model_type)
     _require_eager(model, name)
     device = str(next(model.parameters()).device)
@@ -156,6 +161,16 @@ def _encode(loaded: Any, request: ExtractRequest) -> _Encoded:
         decoder_ids = _decoder_ids(loaded, request.target or "")
         sides["decoder"] = _side(tok, decoder_ids[0].tolist(), style)
         inputs["decoder_input_ids"] = decoder_ids
+    positions = position_limits(loaded)
+    for name, side in sides.items():
+        # The model's own limit first: raising max-tokens cannot help a text past it, and
+        # past it the forward pass fails with a tensor-size error that names no text.
+        most = positions.get(name)
+        if most is not None and len(side) > most:
+            raise InputError(
+                f"this model ({loaded.ref.short}) reads at most {most} tokens; the {_side_text(name, kind, request)} has {len(side)}",
+                "shorten the text, or use a model that reads longer texts",
+            )
     limit = request.max_tokens
     for name, side in sides.items():
         if limit is not None and len(side) > limit:
@@ -165,6 +180,80 @@ def _encode(loaded: Any, request: ExtractRequest) -> _Encoded:
                 "shorten the text or raise max-tokens",
             )
     return _Encoded(inputs=inputs, sides=sides, length_key=tuple(len(s) for s in sides.values()))
+
+
+# Families whose positions are relative (T5's buckets, DeBERTa's spans) or rotary: no
+# table of absolute positions to run past. Their max_position_embeddings, where there is
+# one, is what they were trained at, not what they can read.
+_RELATIVE_TYPES = frozenset({"t5", "mt5", "umt5", "longt5", "switch_transformers", "deberta", "deberta-v2", "transfo-xl", "xlnet"})
+# Families that number positions from padding_idx + 1 (RoBERTa's scheme): a table of
+# max_position_embeddings rows holds pad_token_id + 1 fewer tokens.
+_PADDING_OFFSET_TYPES = frozenset(
+    {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "roberta-prelayernorm", "data2vec-text", "ibert", "longformer", "mpnet", "markuplm", "lilt"}
+)
+# A tokenizer without a model_max_length reports a huge placeholder (int(1e30)).
+_NO_LIMIT = 1_000_000
+
+
+def _position_free(config: Any) -> bool:
+    if getattr(config, "model_type", "") in _RELATIVE_TYPES:
+        return True
+    rotary = ("rope_parameters", "rope_theta", "rope_scaling", "rotary_dim", "rotary_pct", "partial_rotary_factor")
+    if any(getattr(config, name, None) is not None for name in rotary):
+        return True
+    return "rotary" in str(getattr(config, "position_embedding_type", "") or "")
+
+
+def _config_limit(config: Any) -> int | None:
+    """How many positions one (sub)model's config allows, or None for relative or rotary positions."""
+    if config is None or _position_free(config):
+        return None
+    for name in ("max_position_embeddings", "n_positions"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            break
+    else:
+        return None
+    if getattr(config, "model_type", "") in _PADDING_OFFSET_TYPES:
+        pad = getattr(config, "pad_token_id", None)
+        value -= (pad if isinstance(pad, int) else 1) + 1
+    return value if value > 0 else None
+
+
+def position_limits(loaded: Any) -> dict[str, int | None]:
+    """The most tokens each side (``encoder``, ``decoder``) of the loaded model can read.
+
+    Read from the config (max_position_embeddings, n_positions), per side for models built
+    from two (EncoderDecoderModel); the tokenizer's model_max_length stands in where a
+    model with absolute positions states none in its config. None where there is no
+    such limit (relative or rotary positions).
+    """
+    config = loaded.model.config
+    kind = loaded.ref.kind
+    encoder_config = getattr(config, "encoder", None) or config
+    decoder_config = getattr(config, "decoder", None) or config
+    tokenizer_limit = getattr(loaded.tokenizer, "model_max_length", None)
+    if not isinstance(tokenizer_limit, int) or tokenizer_limit <= 0 or tokenizer_limit >= _NO_LIMIT:
+        tokenizer_limit = None
+
+    def limit(sub: Any) -> int | None:
+        found = _config_limit(sub)
+        if found is None and not _position_free(sub):
+            found = tokenizer_limit
+        return found
+
+    if kind == "decoder":
+        return {"decoder": limit(config)}
+    if kind == "encoder-decoder":
+        return {"encoder": limit(encoder_config), "decoder": limit(decoder_config)}
+    return {"encoder": limit(config)}
+
+
+def _side_text(name: str, kind: str, request: ExtractRequest) -> str:
+    """What a side holds, in the words of the figure's options."""
+    if name == "decoder" and kind == "encoder-decoder":
+        return "target"
+    return "text with text-b" if request.text_b is not None else "text"
 
 
 def _side(tok: Any, ids: list[int], style: str) -> Side:

@@ -94,15 +94,45 @@ def _load(ref: ModelRef, device: str) -> LoadedModel:
             kwargs["revision"] = ref.revision
         tokenizer = transformers.AutoTokenizer.from_pretrained(source, **kwargs)
         model = _model_class(ref).from_pretrained(source, attn_implementation="eager", dtype=torch.float32, **kwargs)
+        model.eval()
+        model.to(device)
     except ModelError:
         raise
-    except OSError as exc:
-        raise ModelError(f"cannot load model '{ref.short}': {exc}".splitlines()[0]) from exc
-    except (ValueError, KeyError, ImportError) as exc:
-        raise ModelError(f"cannot load model '{ref.short}': {exc}".splitlines()[0]) from exc
-    model.eval()
-    model.to(device)
+    except Exception as exc:  # whatever a model's files do: one figure warning, never a crash
+        raise load_failure(ref, exc) from exc
     return LoadedModel(ref=ref, model=model, tokenizer=tokenizer, device=device)
+
+
+# What torch says when a checkpoint's pickle names a global outside its allow-list.
+_UNSAFE_PICKLE = ("Weights only load failed", "Unsupported global", "WeightsUnpickler")
+
+
+def load_failure(ref: ModelRef, exc: BaseException) -> ModelError:
+    """One line that says why ``ref`` did not load, without the machine's paths.
+
+    A checkpoint (pytorch_model.bin) whose pickle holds code is refused by torch's
+    weights-only loader. torch's own message goes on to suggest loading it with
+    weights_only=False, which would run that code; attndocs never passes that on.
+    """
+    import pickle
+
+    text = str(exc)
+    if any(marker in text for marker in _UNSAFE_PICKLE):
+        return ModelError(
+            f"cannot load model '{ref.short}': its weights file holds pickled code that is not allowed "
+            "(attndocs loads PyTorch weights only with weights_only=True)",
+            "convert the weights to safetensors (model.safetensors), or use a model that ships them",
+        )
+    if isinstance(exc, pickle.UnpicklingError) or "weights_only" in text:
+        # torch's text here may also suggest weights_only=False: it is not passed on.
+        return ModelError(
+            f"cannot load model '{ref.short}': its weights file is damaged or cannot be loaded as weights only",
+            "replace the weights, preferably with model.safetensors",
+        )
+    first = (text.strip().splitlines() or [type(exc).__name__])[0]
+    if ref.path:  # transformers quotes the folder it read: show the model's name instead
+        first = first.replace(str(ref.path), ref.short)
+    return ModelError(f"cannot load model '{ref.short}': {first}")
 
 
 def _model_class(ref: ModelRef):

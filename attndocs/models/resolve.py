@@ -93,7 +93,9 @@ class ModelRef:
     """A resolved model: what the cache key holds and what the loader needs."""
 
     name: str  # what the author wrote
-    model_id: str  # canonical identity (hub id, bundled model's hub id, or local folder path)
+    # Canonical identity: a hub id, a bundled model's hub id, or a local folder's name (its
+    # content hash in ``revision`` is what identifies it; its path never leaves the machine).
+    model_id: str
     revision: str  # hub commit, or "sha256:..." content hash
     source: str  # "bundled" | "hub" | "local"
     kind: str  # "encoder" | "decoder" | "encoder-decoder"
@@ -120,6 +122,8 @@ def resolve_model(
     trust_remote_code: bool = False,
 ) -> ModelRef:
     """Resolve ``name`` to a :class:`ModelRef`, raising :class:`ModelError` with a hint."""
+    if not isinstance(name, str) or not name.strip():
+        raise ModelError("no model named", "give a bundled alias, a hub id or a local folder")
     name = follow_aliases(name, aliases)
     source = _source_of(name)
     if source == "bundled":
@@ -128,7 +132,7 @@ def resolve_model(
         return _resolve_bundled(BUNDLED[name])
     if source == "local":
         local = Path(name).expanduser()
-        if not local.is_dir():
+        if not _is_dir(local):
             raise ModelError(f"model folder '{name}' does not exist")
         return _resolve_local(name, local, trust_remote_code)
     if source == "hub":
@@ -169,11 +173,19 @@ def _source_of(name: str) -> str | None:
     """What kind of model a name (aliases followed) names: "bundled", "local", "hub", or None."""
     if name in BUNDLED:
         return "bundled"
-    if name.startswith((".", "/", "~")) or Path(name).expanduser().is_dir():
+    if name.startswith((".", "/", "~")) or _is_dir(Path(name).expanduser()):
         return "local"
     if _HUB_ID.fullmatch(name):
         return "hub"
     return None
+
+
+def _is_dir(path: Path) -> bool:
+    """``path.is_dir()``, False for a name no file system can hold (too long, a NUL byte)."""
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
 
 
 # -- bundled -------------------------------------------------------------------------------
@@ -271,14 +283,31 @@ def _hash_contents(stamp: tuple[tuple[str, int, int], ...]) -> str:
     return "sha256:" + digest.hexdigest()
 
 
+def local_display_name(folder: str | Path) -> str:
+    """What records, pages and messages call a local model folder: its own name.
+
+    Never its absolute path: that names the build machine's folders and would be published
+    in every page the model draws. The cache key does not need the path either (it holds
+    the folder's content hash), so the same folder checked out elsewhere serves the same
+    records under the same name. A link keeps the name the author gave it (the path is
+    made absolute without following links), not its target's.
+    """
+    return Path(os.path.abspath(folder)).name or "local model"
+
+
 def _resolve_local(name: str, folder: Path, trust_remote_code: bool) -> ModelRef:
-    config = read_config(folder / "config.json", name)
+    display = local_display_name(folder)
+    config = read_config(folder / "config.json", display)
     kind, model_type = family_of(config)
-    _check_remote_code(name, config, trust_remote_code)
+    _check_remote_code(display, config, trust_remote_code)
+    try:
+        revision = content_hash(folder)
+    except OSError as exc:  # a weights file that cannot be read: this figure fails, not the build
+        raise ModelError(f"cannot read model folder '{display}': {exc.strerror or exc}") from None
     return ModelRef(
         name=name,
-        model_id=str(folder.resolve()),
-        revision=content_hash(folder),
+        model_id=display,
+        revision=revision,
         source="local",
         kind=kind,
         model_type=model_type,
@@ -287,14 +316,28 @@ def _resolve_local(name: str, folder: Path, trust_remote_code: bool) -> ModelRef
     )
 
 
+# A config.json is a few kilobytes; reading stops past this, so a link to /dev/zero ends.
+MAX_CONFIG_BYTES = 16 << 20
+
+
 def read_config(path: Path, name: str) -> dict:
+    """A model's config.json as a mapping; ModelError naming the model when it is not one."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ModelError(f"model '{name}' has no config.json", "point the model option at a transformers model folder") from None
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
+        raise ModelError(f"cannot read config.json of model '{name}': {exc.strerror or exc}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ModelError(f"config.json of model '{name}' is larger than {MAX_CONFIG_BYTES >> 20} MB", "is it a model's config?")
+    try:
+        config = json.loads(data.decode("utf-8"))
+    except ValueError as exc:  # UnicodeDecodeError is one too
         raise ModelError(f"cannot read config.json of model '{name}': {exc}") from None
+    if not isinstance(config, dict):
+        raise ModelError(f"config.json of model '{name}' is not a JSON object")
+    return config
 
 
 def family_of(config: Mapping) -> tuple[str, str]:
@@ -348,7 +391,12 @@ def _hub_commit(name: str, revision: str | None) -> tuple[str, str]:
             return str(info.sha), path
         except Exception:  # no network or no such model: fall back to what is cached locally
             pass
-    cached = try_to_load_from_cache(name, "config.json", revision=wanted)
+    try:
+        cached = try_to_load_from_cache(name, "config.json", revision=wanted)
+    except ValueError as exc:  # huggingface_hub's own checks of the id and revision
+        shown = name if len(name) <= 100 else name[:99] + "…"
+        hint = "a hub id is 'owner/name', each part at most 96 letters, digits, '-', '_' or '.'"
+        raise ModelError(f"'{shown}' is not a valid hub model id or revision ({type(exc).__name__})", hint) from None
     if isinstance(cached, str):
         return Path(cached).parent.name, cached
     raise ModelError(

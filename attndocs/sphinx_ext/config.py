@@ -9,6 +9,7 @@ a typo in conf.py stops the build at once with a message naming the setting.
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +64,7 @@ def site_settings(app: Sphinx) -> SiteSettings:
             ) from None
     cache_dir = values.get("cache_dir")
     values["cache_dir"] = str(confdir / cache_dir) if cache_dir else str(confdir / ".cache" / "attndocs")
+    _check_cache_dir(Path(values["cache_dir"]), Path(app.outdir))
     values["default_model"] = model_path(values["default_model"], confdir)
     values["model_aliases"] = {k: model_path(v, confdir) for k, v in values["model_aliases"].items()}
     return SiteSettings(**values)
@@ -78,5 +80,17 @@ def model_path(name: str, confdir: Path) -> str:
         return name
     candidate = confdir / name
     if candidate.is_dir():
-        return str(candidate.resolve())
+        # abspath, not resolve: a folder reached through a link keeps the name the author
+        # wrote, which is what figures show as the model's name.
+        return os.path.abspath(candidate)
     return name
+
+
+def _check_cache_dir(cache_dir: Path, outdir: Path) -> None:
+    """A cache inside the output folder would be published with the site (and wiped by a clean)."""
+    cache, out = cache_dir.resolve(), outdir.resolve()
+    if cache == out or out in cache.parents:
+        raise ConfigError(
+            f"attention_cache_dir ({cache_dir}) is inside the output folder ({outdir}): it would be published "
+            "with the site. Keep the cache beside conf.py (the default is .cache/attndocs)"
+        )

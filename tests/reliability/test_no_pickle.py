@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import re
 import sys
 
 import numpy as np
@@ -127,3 +128,91 @@ def test_the_scan_and_the_canary_would_catch_what_they_look_for(tmp_path, monkey
     assert "after the last tensor" in plain_safetensors_problem(bad)
     bad.write_bytes(good)
     assert plain_safetensors_problem(bad) is None
+
+
+# -- model weights that hold a pickle ----------------------------------------------------------------
+# A model folder whose pytorch_model.bin carries code in its pickle. torch's weights-only
+# loader refuses it; its message then suggests weights_only=False, which would run the code.
+# attndocs must say it in one line, never pass that suggestion on, and keep building.
+REFUSAL = "holds pickled code that is not allowed"
+
+
+@pytest.fixture(scope="module")
+def pickled_model(tmp_path_factory, rel_models):  # type: ignore[no-untyped-def]
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    folder = tmp_path_factory.mktemp("pickled") / "pickled-bert"
+    shutil.copytree(rel_models["bert"], folder)
+    state: dict = dict(load_file(folder / "model.safetensors"))
+    (folder / "model.safetensors").unlink()
+    state["boom"] = _Boom()  # an ordinary checkpoint, plus one object whose unpickling runs code
+    torch.save(state, folder / "pytorch_model.bin")
+    return folder
+
+
+def _assert_refused_in_one_line(text: str) -> None:
+    assert REFUSAL in text, text
+    assert "weights_only=False" not in text and "`weights_only` set to `False`" not in text, text
+    assert "Traceback" not in text and "UnpicklingError" not in text, text
+    assert os.environ.get(CANARY) is None
+
+
+def test_a_pickled_checkpoint_is_a_one_line_model_error(pickled_model, tmp_path, monkeypatch):
+    from attndocs.errors import ModelError
+    from attndocs.options import FigureOptions
+
+    monkeypatch.delenv(CANARY, raising=False)
+    pipeline = Pipeline(SiteSettings.from_mapping({"cache_dir": str(tmp_path / "cache")}))
+    (result,) = pipeline.run([FigureOptions.from_mapping({"model": str(pickled_model), "text": "The cat sat."})])
+    assert isinstance(result.error, ModelError)
+    message = str(result.error)
+    _assert_refused_in_one_line(message)
+    assert "\n" not in message and "safetensors" in message and "weights_only=True" in message
+    assert str(pickled_model.parent) not in message  # the folder by its name, not the machine's path
+
+
+def test_extract_and_precompute_refuse_it_without_a_traceback(pickled_model, rel_models, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv(CANARY, raising=False)
+    out = tmp_path / "record.safetensors"
+    code = cli_main(["extract", "The cat sat.", "--model", str(pickled_model), "--cache-dir", str(tmp_path / "c"), "-o", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1 and not out.exists()
+    assert err.count("\n") == 1 and err.startswith("attndocs: error: ")
+    _assert_refused_in_one_line(err)
+    # precompute over a folder of pages: that figure fails by name and line, the other is computed.
+    docs = tmp_path / "site"
+    docs.mkdir()
+    (docs / "index.md").write_text(
+        f"# P\n\n```attention\nmodel: {pickled_model}\n\nThe cat sat.\n```\n\n"
+        f"```attention\nmodel: {rel_models['bert']}\n\nThe dog barked.\n```\n", encoding="utf-8")
+    code = cli_main(["precompute", str(docs), "--cache-dir", str(tmp_path / "c")])
+    said = capsys.readouterr()
+    assert code == 1  # a figure failed
+    failed = [line for line in said.out.splitlines() if "failed" in line and "index.md:3" in line]
+    assert len(failed) == 1, said.out
+    _assert_refused_in_one_line(said.out + said.err)
+    assert "1 computed" in said.out or "computed" in said.out
+
+
+@pytest.mark.parametrize("frontend", ["sphinx", "mkdocs", "attndocs-build"])
+def test_every_front_end_shows_it_as_a_figure_warning_and_builds_the_rest(frontend, pickled_model, rel_models, tmp_path, monkeypatch):
+    from frontends import build_in_process, write_site
+    from hostile_corpus import Case
+
+    monkeypatch.delenv(CANARY, raising=False)
+    cases = [Case("pickled", "The cat sat.", {"model": str(pickled_model)}, error=REFUSAL),
+             Case("good", "The dog barked.", {"model": str(rel_models["bert"])})]
+    site = build_in_process(write_site(frontend, tmp_path, cases))
+    assert site.failed is None, site.failed
+    said = "\n".join(site.warnings)
+    refused = [w for w in site.warnings if REFUSAL in w]
+    assert len(refused) == (2 if frontend == "sphinx" else 1), said  # Sphinx: the rst and the MyST page
+    for warning in refused:
+        assert re.search(r"(cases\.md|rst\.rst|myst\.md)[:\"]", warning) or "line" in warning, warning
+    _assert_refused_in_one_line(said)
+    html = "".join(p.read_text(encoding="utf-8") for p in site.pages())
+    assert html.count('class="attndocs-figure attndocs-view-') == (2 if frontend == "sphinx" else 1)
+    assert REFUSAL in html  # the placeholder says why
