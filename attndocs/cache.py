@@ -8,12 +8,21 @@ sharing one folder:
   in the same folder (unique per writer), fsynced, then ``os.replace``-d into place.
   Readers never see a partial file; two writers of one key both succeed and the last
   complete file wins (both hold the same content, the key being a hash of the inputs).
-* Every read is verified (tensor checksum, metadata checksum, key, format, schema). A
-  damaged entry is removed before :class:`CacheError` is raised, so it is never served.
+* Every read is bounded and verified: the file is opened without following symbolic
+  links, must be a regular file exactly as long as its header declares, and must pass
+  the tensor and metadata checksums, the key, format and schema, the record's own
+  consistency (AttentionRecord.check: shapes, token counts, sides, value ranges, query/key
+  vectors) and, where stored or asked for, the inputs its key was computed from. A damaged
+  entry is removed before :class:`DamagedEntryError` is raised, so it is never served.
 * Temporary files a killed writer left behind are invisible to reads and listings, and
   are removed by ``prune`` / ``clear`` / ``verify --fix`` once no live writer can own them.
-* Only file names this module writes are ever listed or deleted, so pointing the cache
-  at the wrong folder cannot delete someone's files.
+* Removal touches only what attndocs wrote, so pointing the cache at the wrong folder
+  cannot delete someone's files: a file counts as an entry only under a key's exact name
+  (``<2 hex>/<64 hex>.safetensors``), and then only when its header says it is an attndocs
+  record, or when no header can be read at all (a damaged entry: only attndocs names files
+  that way). Any other file, including a safetensors file of another program under such a
+  name, is left alone and mentioned, and a folder is only removed when a ``clear`` emptied
+  it of entries.
 
 This module imports numpy and safetensors (through record.py), never torch or
 transformers: a build whose figures are all cached must not load them.
@@ -31,23 +40,25 @@ import secrets
 import socket
 import sys
 import time
-import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from .errors import CacheError, DamagedEntryError, OptionError
 from .record import (
     FORMAT_NAME,
     SCHEMA_VERSION,
     AttentionRecord,
+    RecordFile,
+    RecordFormatError,
     metadata_checksum,
-    read_metadata,
     read_metadata_bytes,
+    read_record_file,
 )
+from .text import escape_text
 
-__all__ = ["CacheEntry", "RecordCache", "add_cache_commands", "cache_key", "default_cache_dir"]
+__all__ = ["LOCAL_FOLDER", "CacheEntry", "RecordCache", "add_cache_commands", "cache_key", "default_cache_dir"]
 
 SUFFIX = ".safetensors"
 # Written by the cache on top of record.py's tensor checksum, which does not cover the
@@ -56,10 +67,15 @@ METADATA_CHECKSUM = "metadata_checksum"
 # A temporary file older than this is stale even when its writer cannot be checked
 # (another host on a shared folder); a real write takes seconds.
 STALE_TEMP_S = 3600.0
-# Lower-case letters and digits only: safe as a file name on every file system,
-# including case-insensitive ones, and unable to climb out of the root.
-_KEY_RE = re.compile(r"[0-9a-z]{2,128}")
-_TEMP_RE = re.compile(r"\.(?P<key>[0-9a-z]{2,128})\.(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-[0-9a-f]+\.tmp")
+# What a key's parts name as the model of a local folder: the folder is known by its
+# content hash (the revision), not by where it lies.
+LOCAL_FOLDER = "local folder"
+# A key is a sha256 in lower-case hex, as cache_key() gives it: safe as a file name on
+# every file system, unable to climb out of the root, and a name no other program gives
+# a file in a folder named by its first two characters (what makes an entry ours).
+_KEY_RE = re.compile(r"[0-9a-f]{64}")
+_SHARD_RE = re.compile(r"[0-9a-f]{2}")
+_TEMP_RE = re.compile(r"\.(?P<key>[0-9a-f]{64})\.(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-[0-9a-f]+\.tmp")
 _WRITABLE_HINT = "set attention_cache_dir / --cache-dir to a writable folder"
 _READABLE_HINT = "make it readable, or set attention_cache_dir / --cache-dir to another folder"
 _HOST = hashlib.sha256(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:8]
@@ -167,32 +183,39 @@ class RecordCache:
         return self.root / key[:2] / f"{key}{SUFFIX}"
 
     # -- read -----------------------------------------------------------------------------
-    def get(self, key: str) -> AttentionRecord | None:
+    def get(self, key: str, parts: Mapping[str, Any] | None = None) -> AttentionRecord | None:
         """The verified record for ``key``, or None on a miss.
 
-        A damaged entry is removed, then :class:`CacheError` is raised naming it, so the
-        caller can warn and recompute. It is never served: on a read-only cache it stays
-        in place and raises again on every read.
+        ``parts``, when given, are what the caller computed ``key`` from (cache_key's
+        argument): the record must have been made from those inputs (model, revision,
+        text, text B, target), not merely be filed under their key.
+
+        A damaged entry is removed, then :class:`DamagedEntryError` is raised naming it, so
+        the caller can warn and recompute. It is never served: on a read-only cache it
+        stays in place and raises again on every read. A file attndocs did not write is
+        never served and never removed.
         """
         path = self.path_for(key)
+        if parts is not None and cache_key(parts) != key:
+            raise ValueError(f"the key parts given do not give the key {key[:12]}")
         try:
-            with open(path, "rb") as handle:
-                identity = _identity(os.fstat(handle.fileno()))
-                data = handle.read()
+            opened = _open_entry(path)
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise self._read_error(exc, path) from exc
-        try:
-            record = _decode(data, key)
-        except _Damaged as exc:
-            if self._discard(path, identity):
-                # The pipeline appends "; it was removed and will be recomputed".
-                raise DamagedEntryError(f"damaged cache entry {key[:12]} ({exc}): {path}") from None
+        if opened.state == "foreign":
             raise DamagedEntryError(
-                f"cache entry {key[:12]} is damaged ({exc}) and cannot be removed: {path}",
-                "run `attndocs cache verify --fix` where the cache is writable",
-            ) from None
+                f"the cache entry {key[:12]} is {opened.problem}, not written by attndocs; it is left in place and not used: {path}",
+                "move it out of the cache folder",
+            )
+        if opened.state == "damaged":
+            self._damaged(key, path, opened.problem or "", opened.identity)
+        assert opened.found is not None
+        try:
+            record = _decode(opened.found.data, key, parts)
+        except _Damaged as exc:
+            self._damaged(key, path, str(exc), opened.identity)
         try:
             # Last use, for least-recently-used pruning. A read-only cache (committed,
             # or mounted read-only in CI) still serves its entries.
@@ -201,12 +224,31 @@ class RecordCache:
             pass
         return record
 
+    def _damaged(self, key: str, path: Path, problem: str, identity: tuple[int, int] | None) -> NoReturn:
+        if identity is not None and self._discard(path, identity):
+            # The pipeline appends "; it is not used and the figure is recomputed".
+            raise DamagedEntryError(f"damaged cache entry {key[:12]} ({problem}): {path}")
+        raise DamagedEntryError(
+            f"cache entry {key[:12]} is damaged ({problem}) and cannot be removed: {path}",
+            "run `attndocs cache verify --fix` where the cache is writable",
+        )
+
     # -- write ----------------------------------------------------------------------------
     def put(self, record: AttentionRecord) -> Path:
-        """Store ``record`` under ``record.key`` atomically and return the entry's path."""
+        """Store ``record`` under ``record.key`` atomically and return the entry's path.
+
+        A record that contradicts itself (AttentionRecord.check) is refused with
+        :class:`CacheError`: every read would refuse it again.
+        """
         if not isinstance(record.key, str) or not record.key:
             raise ValueError("record.key must be set (use cache_key()) before the record is cached")
         path = self.path_for(record.key)
+        if record.key_parts is not None and cache_key(record.key_parts) != record.key:
+            raise ValueError(f"record.key_parts do not give record.key {record.key[:12]}")
+        try:
+            record.check()
+        except RecordFormatError as exc:
+            raise CacheError(f"the record for {record.key[:12]} is not cached: {exc}") from None
         data = _encode(record)
         # A concurrent `clear` may remove the shard folder or our temporary file between
         # two steps; writing again is correct, since nothing partial is ever visible.
@@ -225,7 +267,9 @@ class RecordCache:
         raise AssertionError("unreachable")
 
     def _write(self, path: Path, data: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self._make_folder(path.parent)
+        if os.path.lexists(path):
+            self._check_replaceable(path)
         temp = path.with_name(_temp_name(path.stem))
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
         # 0o666 minus the umask, like any file the user creates (mkstemp's 0o600 would
@@ -245,41 +289,122 @@ class RecordCache:
             raise
         _fsync_dir(path.parent)
 
+    def _make_folder(self, folder: Path) -> None:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except FileNotFoundError:
+            # clear() never removes the root, so where the nearest existing folder is still
+            # there, no other process took the way away: this file system makes no folders
+            # (/proc, /sys), whatever errno it says it with.
+            existing = next((p for p in folder.parents if os.path.lexists(p)), None)
+            if existing is None or not existing.is_dir():
+                raise
+            raise CacheError(
+                f"cannot write to cache folder {self.root}: {existing} is not a writable folder (no folder can be created in it)",
+                _WRITABLE_HINT,
+            ) from None
+
+    def _check_replaceable(self, path: Path) -> None:
+        """Refuse to replace what lies at an entry's path unless attndocs wrote it."""
+        try:
+            opened = _open_entry(path, header_only=True)
+        except OSError:
+            return  # gone meanwhile, or unreadable: os.replace says what is wrong
+        if opened.state == "foreign":
+            raise CacheError(
+                f"cannot write cache entry {path}: {opened.problem}, not written by attndocs, is in its place",
+                "move it out of the cache folder",
+            )
+
     # -- listing ----------------------------------------------------------------------------
     def entries(self) -> Iterator[CacheEntry]:
-        """Every entry, described from its header alone (cheap); damaged ones flagged."""
+        """Every entry, described from its header alone (cheap); damaged ones flagged.
+
+        Files under an entry's name that attndocs did not write are not entries (see
+        :meth:`strangers`).
+        """
         for path in self._entry_paths():
             try:
-                stat = path.stat()
+                opened = _open_entry(path, header_only=True)
             except FileNotFoundError:
                 continue  # removed meanwhile by another process
             except OSError as exc:
-                raise self._read_error(exc, path) from exc
-            try:
-                meta = read_metadata(path)
-            except FileNotFoundError:
+                if isinstance(exc, PermissionError):
+                    raise self._read_error(exc, path) from exc
+                opened = _Opened("damaged", problem=f"cannot be read ({exc.strerror or exc})")
+            if opened.state == "foreign":
                 continue
-            except Exception as exc:  # any damage shows up here as some exception
-                yield CacheEntry(path.stem, path, stat.st_size, stat.st_mtime, problem=f"unreadable header ({_one_line(exc)})")
+            if opened.state == "damaged":
+                try:
+                    status = os.lstat(path)
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    raise self._read_error(exc, path) from exc
+                yield CacheEntry(path.stem, path, status.st_size, status.st_mtime, problem=f"unreadable ({opened.problem})")
                 continue
-            yield _entry_from_meta(path, stat, meta)
+            assert opened.found is not None
+            yield _entry_from_meta(path, opened.found.stat, opened.found.meta)
 
     def verify(self) -> list[tuple[Path, str]]:
-        """Read and verify every entry in full; the (path, problem) of each damaged one."""
+        """Read and verify every entry in full; the (path, problem) of each damaged one.
+
+        Files attndocs did not write are looked at no further than their header and never
+        reported as damaged, so never removed (:meth:`strangers` lists them).
+        """
         problems = []
         for path in self._entry_paths():
             try:
-                data = path.read_bytes()
+                opened = _open_entry(path)
             except FileNotFoundError:
                 continue
             except OSError as exc:
                 problems.append((path, f"cannot be read ({exc.strerror or exc})"))
                 continue
+            if opened.state == "foreign":
+                continue
+            if opened.state == "damaged":
+                problems.append((path, opened.problem or "damaged"))
+                continue
+            assert opened.found is not None
             try:
-                _decode(data, path.stem)
+                _decode(opened.found.data, path.stem)
             except _Damaged as exc:
                 problems.append((path, str(exc)))
         return problems
+
+    def strangers(self) -> list[tuple[Path, str]]:
+        """What lies in the cache folder that attndocs did not write, and why it is not taken for an entry.
+
+        Only the root and its two-letter folders are looked at (a cache goes no deeper).
+        The maintenance commands mention these, and leave them alone.
+        """
+        found: list[tuple[Path, str]] = []
+        try:
+            with os.scandir(self.root) as it:
+                top = sorted(it, key=lambda e: e.name)
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise self._read_error(exc, self.root) from exc
+        for item in top:
+            if not (_SHARD_RE.fullmatch(item.name) and item.is_dir(follow_symlinks=False)):
+                found.append((Path(item.path), "not named like a cache folder"))
+                continue
+            for inner in self._shard_files(Path(item.path)):
+                path = Path(inner.path)
+                if _TEMP_RE.fullmatch(inner.name):
+                    continue
+                if not _is_entry_name(inner.name, item.name):
+                    found.append((path, "not named like a cache entry"))
+                    continue
+                try:
+                    opened = _open_entry(path, header_only=True)
+                except OSError:
+                    continue  # gone, or unreadable: an entry by its name, which verify reports
+                if opened.state == "foreign":
+                    found.append((path, opened.problem or "not an attndocs record"))
+        return found
 
     def find(self, prefix: str) -> Path:
         """The entry whose key starts with ``prefix`` (at least 6 characters, unique)."""
@@ -299,11 +424,16 @@ class RecordCache:
     def read_entry(self, path: Path) -> tuple[AttentionRecord, dict[str, str]]:
         """Record and raw metadata of one entry, verified, without removing or touching it."""
         try:
-            data = path.read_bytes()
+            opened = _open_entry(path)
         except OSError as exc:
             raise self._read_error(exc, path) from exc
+        if opened.state == "foreign":
+            raise CacheError(f"{path} is {opened.problem}, not written by attndocs", "attndocs leaves it alone")
         try:
-            return _decode(data, path.stem), read_metadata_bytes(data)
+            if opened.state == "damaged":
+                raise _Damaged(opened.problem or "damaged")
+            assert opened.found is not None
+            return _decode(opened.found.data, path.stem), opened.found.meta
         except _Damaged as exc:
             raise CacheError(f"cache entry {path} is damaged: {exc}", "`attndocs cache verify --fix` removes it") from None
 
@@ -362,7 +492,9 @@ class RecordCache:
         """Remove the damaged entries ``verify`` found and stale temporary files."""
         removed = []
         for path, _ in problems:
-            if _unlink_quietly(path):
+            # Only an entry's name inside this cache: whatever list is handed in, nothing
+            # else is ever removed.
+            if path.parent.parent == self.root and _is_entry_name(path.name, path.parent.name) and _unlink_quietly(path):
                 removed.append(path)
         for path, _ in self._stray_files(stale_only=True):
             if _unlink_quietly(path):
@@ -370,19 +502,26 @@ class RecordCache:
         return removed
 
     def clear(self) -> int:
-        """Remove every entry and temporary file; returns how many entries were removed."""
+        """Remove every entry and temporary file; returns how many entries were removed.
+
+        Files attndocs did not write stay (:meth:`strangers`), and so does every folder
+        this clear did not empty of entries: an empty ``db/`` or ``js/`` is someone's.
+        """
         count = 0
-        for path in self._entry_paths():
-            if _unlink_quietly(path):
+        emptied: set[Path] = set()
+        for entry in list(self.entries()):
+            if _unlink_quietly(entry.path):
                 count += 1
+                emptied.add(entry.path.parent)
         # All temporary files: a writer that loses one mid-put simply writes again.
         for path, _ in self._stray_files(stale_only=False):
-            _unlink_quietly(path)
-        for shard in self._shards():
+            if _unlink_quietly(path):
+                emptied.add(path.parent)
+        for shard in sorted(emptied):
             try:
                 shard.rmdir()
             except OSError:
-                pass  # not empty (a concurrent put), or not ours to remove
+                pass  # not empty: a concurrent put, or files that are not ours
         return count
 
     # -- internals --------------------------------------------------------------------------
@@ -390,9 +529,9 @@ class RecordCache:
         try:
             if only is not None:
                 shard = self.root / only
-                return [shard] if shard.is_dir() else []
+                return [shard] if _SHARD_RE.fullmatch(only) and shard.is_dir() and not shard.is_symlink() else []
             with os.scandir(self.root) as it:
-                found = [Path(e.path) for e in it if len(e.name) == 2 and _KEY_RE.fullmatch(e.name) and e.is_dir(follow_symlinks=False)]
+                found = [Path(e.path) for e in it if _SHARD_RE.fullmatch(e.name) and e.is_dir(follow_symlinks=False)]
         except FileNotFoundError:
             return []
         except OSError as exc:
@@ -412,8 +551,7 @@ class RecordCache:
         paths = []
         for folder in self._shards(shard):
             for item in self._shard_files(folder):
-                stem = item.name[: -len(SUFFIX)]
-                if item.name.endswith(SUFFIX) and _KEY_RE.fullmatch(stem) and stem[:2] == folder.name:
+                if _is_entry_name(item.name, folder.name):
                     paths.append(Path(item.path))
         return paths
 
@@ -450,7 +588,7 @@ class RecordCache:
         except OSError:
             return False
         try:
-            if _identity(os.stat(aside)) == identity:
+            if _identity(os.lstat(aside)) == identity:
                 os.unlink(aside)
             else:
                 # A writer replaced it with a complete file after our read: put it back.
@@ -484,10 +622,13 @@ def _encode(record: AttentionRecord) -> bytes:
     return record.to_bytes()
 
 
-def _decode(data: bytes, key: str) -> AttentionRecord:
-    """The record in ``data`` if it is a complete, undamaged entry for ``key``."""
+def _decode(data: bytes, key: str, parts: Mapping[str, Any] | None = None) -> AttentionRecord:
+    """The record in ``data`` if it is a complete, undamaged, consistent entry for ``key``.
+
+    ``parts``: what the reader computed ``key`` from; the record must come from those inputs.
+    """
     try:
-        meta = read_metadata_bytes(data)
+        meta = read_metadata_bytes(data, whole=True)
     except Exception as exc:
         raise _Damaged(f"not a readable safetensors file ({_one_line(exc)})") from None
     if meta.get("format") != FORMAT_NAME:
@@ -499,11 +640,96 @@ def _decode(data: bytes, key: str) -> AttentionRecord:
     if meta.get("cache_key") != key:
         raise _Damaged(f"it holds the record for key {_one_line(meta.get('cache_key'))[:16]}, not {key[:16]}")
     try:
-        return AttentionRecord.from_bytes(data, source="the file")
+        record = AttentionRecord.from_bytes(data, source="the file")
     except CacheError as exc:
-        raise _Damaged(_one_line(exc.message)) from None
+        raise _Damaged(_one_line(exc.message).removeprefix("the file is damaged: ")) from None
     except Exception as exc:  # malformed but checksummed metadata: still never served
         raise _Damaged(f"unreadable record ({type(exc).__name__}: {_one_line(exc)})") from None
+    if record.key_parts is not None:
+        # Checksums are recomputed by whoever rewrites an entry; the inputs the key was
+        # computed from are not, unless the record is rewritten to match them too.
+        try:
+            stored = cache_key(record.key_parts)
+        except TypeError:
+            raise _Damaged("its key parts are not plain JSON values") from None
+        if stored != key:
+            raise _Damaged(f"it was computed for the key {stored[:16]}, not {key[:16]} (an entry copied under another key)")
+        _check_origin(record, record.key_parts)
+    if parts is not None:
+        _check_origin(record, parts)
+    return record
+
+
+# The key parts that name a record field, and how a message calls them.
+_ORIGIN_FIELDS = (("model", "model_id", "model"), ("revision", "revision", "revision"), ("text", "text", "text"),
+                  ("text_b", "text_b", "text B"), ("target", "target", "target"))
+
+
+def _check_origin(record: AttentionRecord, parts: Mapping[str, Any]) -> None:
+    """The record was made from the inputs ``parts`` names (those it names; others pass)."""
+    for part, attr, label in _ORIGIN_FIELDS:
+        if part not in parts:
+            continue
+        want, have = parts[part], getattr(record, attr)
+        if part == "model" and want == LOCAL_FOLDER:
+            continue  # a local folder is named by its content hash, the revision
+        if want != have:
+            raise _Damaged(f"it holds the record of another {label} ({_origin_preview(have)}, not {_origin_preview(want)})")
+    extraction = parts.get("extraction")
+    if isinstance(extraction, Mapping) and "qk" in extraction and "qk" in record.extraction:
+        if bool(extraction["qk"]) != bool(record.extraction["qk"]):
+            raise _Damaged("its query/key vectors were asked for differently from its key")
+
+
+def _origin_preview(value: object) -> str:
+    return "none" if value is None else f'"{_preview(str(value), 32)}"'
+
+
+def _is_entry_name(name: str, folder: str) -> bool:
+    """``name`` is the file name of an entry inside the shard folder named ``folder``."""
+    stem = name[: -len(SUFFIX)]
+    return name.endswith(SUFFIX) and bool(_KEY_RE.fullmatch(stem)) and stem[:2] == folder
+
+
+@dataclass
+class _Opened:
+    """A file at an entry's name: whose it is, and what was read of it.
+
+    ``state`` is "ok" (an attndocs header, ``found`` read), "damaged" (an entry that cannot
+    be read as a file: only attndocs gives a file that name, so it is ours to remove) or
+    "foreign" (a folder, or a safetensors file of another program: never ours).
+    """
+
+    state: str
+    found: RecordFile | None = None
+    problem: str | None = None
+    identity: tuple[int, int] | None = None
+
+
+def _open_entry(path: Path, *, header_only: bool = False) -> _Opened:
+    """Read the file at an entry's name, bounded (record.read_record_file), and say whose it is.
+
+    ``FileNotFoundError`` and other ``OSError`` pass through.
+    """
+    try:
+        found = read_record_file(path, header_only=header_only)
+    except RecordFormatError as exc:
+        if exc.folder:
+            return _Opened("foreign", problem="a folder")
+        if exc.meta is not None and exc.meta.get("format") != FORMAT_NAME:
+            return _Opened("foreign", problem="a safetensors file of another program")
+        identity = _identity(exc.status) if exc.status is not None else _lidentity(path)  # the link itself
+        return _Opened("damaged", problem=_one_line(exc), identity=identity)
+    if found.meta.get("format") != FORMAT_NAME:
+        return _Opened("foreign", problem="a safetensors file of another program")
+    return _Opened("ok", found=found, identity=_identity(found.stat))
+
+
+def _lidentity(path: Path) -> tuple[int, int] | None:
+    try:
+        return _identity(os.lstat(path))
+    except OSError:
+        return None
 
 
 def _entry_from_meta(path: Path, stat: os.stat_result, meta: dict[str, str]) -> CacheEntry:
@@ -550,7 +776,7 @@ def _canonical_json(value: Any) -> str:
 
 def _check_key(key: str) -> None:
     if not isinstance(key, str) or not _KEY_RE.fullmatch(key):
-        raise ValueError(f"not a cache key: {key!r} (expected 2-128 lower-case letters or digits, as cache_key() returns)")
+        raise ValueError(f"not a cache key: {key!r} (expected 64 lower-case hex digits, as cache_key() returns)")
 
 
 def _temp_name(key: str) -> str:
@@ -607,30 +833,6 @@ def _fsync_dir(folder: Path) -> None:
 
 def _one_line(value: object) -> str:
     return " ".join(str(value).split())
-
-
-def escape_text(text: str) -> str:
-    """``text`` on one line with control, format and separator characters escaped.
-
-    Page text is data: escape sequences, bidi overrides and zero-width characters in it
-    must not act on the terminal or hide what the entry holds.
-    """
-    out = []
-    for ch in text:
-        if ch == "\\":
-            out.append("\\\\")
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\r":
-            out.append("\\r")
-        elif unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
-            code = ord(ch)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
-        else:
-            out.append(ch)
-    return "".join(out)
 
 
 def _preview(text: str, width: int = 40) -> str:
@@ -819,14 +1021,15 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     cache = _cache_from_args(args)
     if _missing(cache):
         return 0
-    count = len(cache._entry_paths())
     problems = cache.verify()
+    count = sum(1 for _ in cache.entries())
     for path, problem in problems:
         print(f"damaged: {path}: {escape_text(problem)}")
     if args.fix:
         for path in cache.remove_damaged(problems):
             what = "leftover temporary file" if path.name.startswith(".") else "damaged entry"
             print(f"removed {what} {path}")
+    _mention_strangers(cache)
     print(f"checked {count} {'entry' if count == 1 else 'entries'} in {cache.root}: {len(problems)} damaged")
     if problems and not args.fix:
         print("`attndocs cache verify --fix` removes damaged entries; the next build recomputes them")
@@ -872,8 +1075,22 @@ def _cmd_clear(args: argparse.Namespace) -> int:
             print("nothing removed")
             return 1
     count = cache.clear()
+    _mention_strangers(cache)
     print(f"removed {count} {'entry' if count == 1 else 'entries'} from {cache.root}")
     return 0
+
+
+def _mention_strangers(cache: RecordCache, shown: int = 5) -> None:
+    """Say what was left alone: pointing the cache at the wrong folder should be noticed."""
+    strangers = cache.strangers()
+    if not strangers:
+        return
+    noun = "file or folder" if len(strangers) == 1 else "files and folders"
+    print(f"left alone: {len(strangers)} {noun} in {cache.root} that attndocs did not write")
+    for path, why in strangers[:shown]:
+        print(f"  {escape_text(path.relative_to(cache.root).as_posix())} ({why})")
+    if len(strangers) > shown:
+        print(f"  ... and {len(strangers) - shown} more")
 
 
 def _interactive() -> bool:

@@ -9,25 +9,25 @@ be computed.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from .cache import RecordCache, cache_key
-from .errors import AttndocsError, CacheError, DamagedEntryError, ModelError
+from .cache import LOCAL_FOLDER, RecordCache, cache_key
+from .errors import AttndocsError, CacheError, DamagedEntryError, ExecError, ModelError
 from .extract.run import ExtractRequest, check_request
 from .models import ModelRef, cached_identity, resolve_model
 from .models.resolve import CONTENT_HASH, HUB_COMMIT
 from .options import FigureOptions, SiteSettings
-from .record import AttentionRecord
+from .record import AttentionRecord, RecordFormatError
+from .text import terminal_safe
 
 log = logging.getLogger("attndocs")
-
-# What the cache key holds as the model of a local folder; the revision is its content hash.
-LOCAL_FOLDER = "local folder"
 
 # Progress callback: (done, total, message).
 Progress = Callable[[int, int, str], None]
@@ -80,8 +80,12 @@ class PipelineStats:
 class _Pending:
     index: int
     ref: ModelRef
-    key: str
+    parts: dict[str, Any]
     request: ExtractRequest
+
+    @property
+    def key(self) -> str:
+        return cache_key(self.parts)
 
 
 class Pipeline:
@@ -155,11 +159,17 @@ class Pipeline:
             return None
         if mode != "force":
             for ref in refs:
-                keys = [record_key(ref, request)] if qk else [record_key(ref, request), record_key(ref, request, qk=True)]
-                for candidate in keys:  # a Q/K record serves both
-                    record = self._lookup(candidate, result)
+                asked = [record_key_parts(ref, request)]
+                if not qk:
+                    asked.append(record_key_parts(ref, request, qk=True))  # a Q/K record serves both
+                for parts in asked:
+                    record = self._lookup(parts, result)
                     if record is not None:
                         _check_length(record, max_tokens)
+                        if ref.source == "local" and record.model_id != ref.model_id:
+                            # Entries made before local folders were named by their folder
+                            # name hold the build machine's absolute path: never publish it.
+                            record = dataclasses.replace(record, model_id=ref.model_id)
                         result.record, result.source = record, "cache"
                         return None
         ref = refs[0]
@@ -170,7 +180,7 @@ class Pipeline:
             )
         if unavailable is not None:
             raise unavailable  # a miss must be computed, and the model is not here
-        return _Pending(index, ref, record_key(ref, request), request)
+        return _Pending(index, ref, record_key_parts(ref, request), request)
 
     def _refs_in_cache(self, name: str, revision: str | None) -> list[ModelRef]:
         """The revisions of ``name`` that cached records were made from, latest used first."""
@@ -207,9 +217,11 @@ class Pipeline:
             out[model_id].append((rev, kind, model_type))
         return out
 
-    def _lookup(self, key: str, result: FigureResult) -> AttentionRecord | None:
+    def _lookup(self, parts: dict[str, Any], result: FigureResult) -> AttentionRecord | None:
         try:
-            return self.cache.get(key)
+            # The parts, not only their key: the entry must hold the record of this very
+            # request (model, revision, texts), whatever its metadata says its key is.
+            return self.cache.get(cache_key(parts), parts)
         except DamagedEntryError as exc:
             message = f"{exc}; it is not used and the figure is recomputed"
             result.warnings.append(message)
@@ -245,7 +257,13 @@ class Pipeline:
                 if isinstance(outcome, AttndocsError):
                     result.error = outcome
                     continue
-                outcome.key = item.key
+                try:
+                    # What a cache read would refuse is not shown fresh either.
+                    outcome.check()
+                except RecordFormatError as exc:
+                    result.error = ExecError(f"model '{ref.short}' gave attention that cannot be shown: {exc}")
+                    continue
+                outcome.key, outcome.key_parts = item.key, item.parts
                 try:
                     self.cache.put(outcome)
                 except CacheError as exc:
@@ -257,27 +275,32 @@ class Pipeline:
 
     def _report(self, done: int, total: int, message: str) -> None:
         if self.progress is not None:
-            self.progress(done, total, message)
+            # Messages name models and texts a page chose: every progress display gets them
+            # with control characters escaped.
+            self.progress(done, total, terminal_safe(message))
 
 
 def record_key(ref: ModelRef, request: ExtractRequest, *, qk: bool | None = None) -> str:
-    """The cache key of one extraction (DESIGN.md, Cache).
+    """The cache key of one extraction (DESIGN.md, Cache)."""
+    return cache_key(record_key_parts(ref, request, qk=qk))
+
+
+def record_key_parts(ref: ModelRef, request: ExtractRequest, *, qk: bool | None = None) -> dict[str, Any]:
+    """What the cache key of one extraction is computed from; stored with the entry.
 
     A local folder is known by its content hash alone, not by where it lies, so a cache
     committed with the docs serves the same folder checked out anywhere else.
     """
-    return cache_key(
-        {
-            "model": LOCAL_FOLDER if ref.source == "local" else ref.model_id,
-            "revision": ref.revision,
-            "text": request.text,
-            "text_b": request.text_b,
-            "target": request.target,
-            "tokenizer": {"add_special_tokens": True},
-            "dtype": "float32",
-            "extraction": {"attn_implementation": "eager", "qk": request.qk if qk is None else qk},
-        }
-    )
+    return {
+        "model": LOCAL_FOLDER if ref.source == "local" else ref.model_id,
+        "revision": ref.revision,
+        "text": request.text,
+        "text_b": request.text_b,
+        "target": request.target,
+        "tokenizer": {"add_special_tokens": True},
+        "dtype": "float32",
+        "extraction": {"attn_implementation": "eager", "qk": request.qk if qk is None else qk},
+    }
 
 
 def _check_length(record: AttentionRecord, max_tokens: int) -> None:

@@ -6,6 +6,10 @@ numpy arrays. It is what the cache stores, what ``attndocs extract`` writes and 
 views read. The file is plain safetensors (no pickle) with string metadata; the format is
 public and documented in the README, so users can analyse it with numpy alone.
 
+Every record read from a file is read bounded (read_record_file: no symbolic links, no
+byte past the size the header declares) and checked against itself (AttentionRecord.check)
+before anything else sees it.
+
 This module imports numpy and safetensors, never torch.
 """
 
@@ -13,6 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +32,16 @@ SCHEMA_VERSION = 1
 FORMAT_NAME = "attndocs.record"
 SECTION_NAMES = ("encoder", "decoder", "cross")
 SECTION_TENSORS = ("attention", "query", "key", "bias")
+SIDE_NAMES = ("encoder", "decoder")
+# The sections each kind of model produces, and the sides (rows, cols) each one reads.
+KIND_SECTIONS = {"encoder": ("encoder",), "decoder": ("decoder",), "encoder-decoder": ("encoder", "decoder", "cross")}
+SECTION_SIDES = {"encoder": ("encoder", "encoder"), "decoder": ("decoder", "decoder"), "cross": ("decoder", "encoder")}
+# Attention rows are softmax outputs (README, "The record file"). The slack covers models
+# run in bfloat16 (a weight keeps 8 bits, so a row of them can sum to 1 +- 0.004); a
+# damaged or misplaced array misses by far more.
+PROBABILITY_TOLERANCE = 1e-2
+# safetensors' own reader refuses longer headers; a record's is kilobytes.
+MAX_HEADER_BYTES = 100_000_000
 
 # Metadata keys whose values are JSON (everything else is a plain string).
 _JSON_KEYS = (
@@ -114,6 +131,10 @@ class AttentionRecord:
     versions: dict[str, str] = field(default_factory=dict)
     extraction: dict[str, Any] = field(default_factory=dict)
     key: str = ""
+    # What ``key`` was computed from (cache.cache_key's ``parts``), stored with the entry so
+    # that a record copied under another figure's key is recognised. None: not recorded
+    # (a record made outside the pipeline, or an entry written before it was stored).
+    key_parts: dict[str, Any] | None = None
 
     # -- conveniences -------------------------------------------------------------
     @property
@@ -169,7 +190,43 @@ class AttentionRecord:
                 "cache_key": self.key,
             }
         )
+        if self.key_parts is not None:
+            # Only when set: records without it keep exactly the bytes they always had.
+            meta["key_parts"] = _dumps(self.key_parts)
         return meta
+
+    # -- consistency ----------------------------------------------------------------------
+    def check(self) -> None:
+        """Raise :class:`RecordFormatError` naming the first way this record contradicts itself.
+
+        Checksums only prove that a file is the one that was written; a file written by
+        hand, merged badly or made by a buggy tool can be intact and still describe
+        something no view can draw. Every record read from a file passes through here
+        before a view sees it.
+        """
+        for name in ("model_id", "revision", "model_type", "kind", "text"):
+            _check_text(getattr(self, name), name)
+        for name in ("text_b", "target"):
+            if getattr(self, name) is not None:
+                _check_text(getattr(self, name), name)
+        for name in ("neuron", "versions", "extraction"):
+            if not isinstance(getattr(self, name), dict):
+                raise RecordFormatError(f"its {name} metadata is not a mapping")
+        if self.kind not in KIND_SECTIONS:
+            raise RecordFormatError(f"its kind {self.kind!r} is not one of {', '.join(KIND_SECTIONS)}")
+        if not self.sides:
+            raise RecordFormatError("it has no tokens")
+        for name, side in self.sides.items():
+            _check_side(name, side)
+        expected = KIND_SECTIONS[self.kind]
+        if sorted(self.sections) != sorted(expected):
+            raise RecordFormatError(
+                f"a {self.kind} record has the sections {', '.join(expected)}, this one {', '.join(self.sections) or 'none'}"
+            )
+        for name, section in self.sections.items():
+            _check_section(name, section, self.sides)
+        if self.neuron.get("available") and not self.has_qk:
+            raise RecordFormatError("its neuron view is marked available but it lacks query/key vectors")
 
     def save(self, path: str | Path) -> None:
         """Write the record to ``path`` (not atomically; the cache adds atomicity)."""
@@ -186,7 +243,9 @@ class AttentionRecord:
     def load(cls, path: str | Path) -> AttentionRecord:
         """Read and verify a record file; a damaged file raises :class:`CacheError`."""
         try:
-            data = Path(path).read_bytes()
+            data = read_record_file(path).data
+        except RecordFormatError as exc:
+            raise CacheError(f"{path} is damaged: {exc}") from None
         except OSError as exc:
             raise CacheError(f"cannot read {path}: {exc.strerror or exc}") from exc
         return cls.from_bytes(data, source=str(path))
@@ -196,10 +255,10 @@ class AttentionRecord:
         from safetensors.numpy import load
 
         try:
-            meta = read_metadata_bytes(data)
+            meta = read_metadata_bytes(data, whole=True)
             tensors = load(data)
         except Exception as exc:  # safetensors raises several types for a damaged file
-            raise CacheError(f"{source} is damaged: {exc}") from exc
+            raise CacheError(f"{source} is damaged: {_one_line(exc)}") from exc
         if meta.get("format") != FORMAT_NAME:
             raise CacheError(f"{source} is not an attndocs record")
         if meta.get("schema") != str(SCHEMA_VERSION):
@@ -209,9 +268,16 @@ class AttentionRecord:
         if meta.get("checksum") != tensor_checksum(tensors):
             raise CacheError(f"{source} is damaged: its tensors do not match their checksum")
         try:
-            return cls._from_parts(meta, tensors)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CacheError(f"{source} is damaged: bad metadata ({exc})") from exc
+            record = cls._from_parts(meta, tensors)
+        except RecordFormatError as exc:
+            raise CacheError(f"{source} is damaged: {exc}") from None
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise CacheError(f"{source} is damaged: bad metadata ({_one_line(exc)})") from exc
+        try:
+            record.check()
+        except RecordFormatError as exc:
+            raise CacheError(f"{source} is damaged: {exc}") from None
+        return record
 
     @classmethod
     def _from_parts(cls, meta: dict[str, str], tensors: dict[str, np.ndarray]) -> AttentionRecord:
@@ -229,7 +295,9 @@ class AttentionRecord:
         elif values["text_b_start"] is not None:
             next(iter(sides.values())).text_b_start = int(values["text_b_start"])
         sections = {}
+        used: set[str] = set()
         for name, info in sorted(values["sections"].items(), key=lambda item: _canonical_rank(item[0])):
+            used.update(f"{name}.{tensor}" for tensor in SECTION_TENSORS)
             sections[name] = Section(
                 name=name,
                 attention=tensors[f"{name}.attention"],
@@ -241,6 +309,12 @@ class AttentionRecord:
                 bias=tensors.get(f"{name}.bias"),
                 scale=info.get("scale"),
             )
+        stray = sorted(set(tensors) - used)
+        if stray:
+            raise RecordFormatError(f"its tensor {stray[0]} belongs to no section")
+        key_parts = json.loads(meta["key_parts"]) if "key_parts" in meta else None
+        if key_parts is not None and not isinstance(key_parts, dict):
+            raise RecordFormatError("its key_parts metadata is not a mapping")
         return cls(
             model_id=meta["model_id"],
             revision=meta["revision"],
@@ -255,6 +329,7 @@ class AttentionRecord:
             versions=values["versions"],
             extraction=values["extraction"],
             key=meta.get("cache_key", ""),
+            key_parts=key_parts,
         )
 
 
@@ -312,31 +387,280 @@ def metadata_checksum(meta: dict[str, str]) -> str:
     return hashlib.sha256(_dumps(body).encode("utf-8")).hexdigest()
 
 
-def read_metadata_bytes(data: bytes) -> dict[str, str]:
-    """The string metadata of a safetensors file, read from its header alone."""
-    if len(data) < 8:
-        raise ValueError("file is shorter than a safetensors header")
-    size = int.from_bytes(data[:8], "little")
-    if size <= 0 or 8 + size > len(data):
-        raise ValueError("header length is out of range")
-    header = json.loads(data[8 : 8 + size].decode("utf-8"))
+class RecordFormatError(ValueError):
+    """A file or record that is not a well-formed, self-consistent attndocs record.
+
+    The message is one line saying what is wrong, without the file's name: the caller
+    knows which file it read and says so. ``meta`` is the file's metadata when its header
+    could be read (so a caller can still tell whose file it is), ``folder`` is True when
+    the path is a folder (which no attndocs writer ever creates under a record's name),
+    ``status`` the opened file's status (which file it was, for a safe removal).
+    """
+
+    def __init__(
+        self, message: str, *, meta: dict[str, str] | None = None, folder: bool = False, status: os.stat_result | None = None
+    ) -> None:
+        super().__init__(message)
+        self.meta = meta
+        self.folder = folder
+        self.status = status
+
+
+@dataclass
+class RecordFile:
+    """What :func:`read_record_file` read: the bytes, the string metadata, the file's status."""
+
+    data: bytes  # the whole file, or only its header (``header_only``)
+    meta: dict[str, str]
+    stat: os.stat_result
+
+
+# Bytes per element of each safetensors dtype a record may hold.
+_ITEM_SIZES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
+
+
+def parse_header(head: bytes) -> tuple[dict[str, str], int]:
+    """Metadata and the file size the header declares, from ``head`` (the file's start).
+
+    ``head`` must hold the 8-byte length and the whole header. The declared size is what
+    the tensors' offsets add up to: they must tile the body, each as long as its dtype and
+    shape say, so a file of any other length has lost or gained bytes.
+    """
+    if len(head) < 8:
+        raise RecordFormatError("the file is shorter than a safetensors header")
+    size = int.from_bytes(head[:8], "little")
+    if size <= 0 or size > MAX_HEADER_BYTES:
+        raise RecordFormatError(f"its header length ({size} bytes) is out of range")
+    if len(head) < 8 + size:
+        raise RecordFormatError(f"the file ends inside its header ({len(head)} of {8 + size} bytes)")
+    try:
+        header = json.loads(head[8 : 8 + size].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise RecordFormatError(f"its header is not JSON ({_one_line(exc)})") from None
+    if not isinstance(header, dict):
+        raise RecordFormatError("its header is not a JSON object")
     meta = header.get("__metadata__") or {}
-    if not isinstance(meta, dict):
-        raise ValueError("metadata is not a mapping")
+    if not isinstance(meta, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
+        raise RecordFormatError("its metadata is not a mapping of strings")
+    try:
+        body = _declared_body(header)
+    except RecordFormatError as exc:
+        raise RecordFormatError(str(exc), meta=meta) from None  # whose file it is can still be told
+    return meta, 8 + size + body
+
+
+def _declared_body(header: dict[str, Any]) -> int:
+    spans = []
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        if not isinstance(info, dict):
+            raise RecordFormatError(f"tensor {name!r} has no description")
+        dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
+        if dtype not in _ITEM_SIZES:
+            raise RecordFormatError(f"tensor {name!r} has the dtype {dtype!r}")
+        if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
+            raise RecordFormatError(f"tensor {name!r} has the shape {shape!r}")
+        if (
+            not isinstance(offsets, list)
+            or len(offsets) != 2
+            or not all(type(n) is int for n in offsets)
+            or not 0 <= offsets[0] <= offsets[1]
+        ):
+            raise RecordFormatError(f"tensor {name!r} has the offsets {offsets!r}")
+        if offsets[1] - offsets[0] != math.prod(shape) * _ITEM_SIZES[dtype]:
+            raise RecordFormatError(f"tensor {name!r} spans {offsets[1] - offsets[0]} bytes, not what its dtype and shape need")
+        spans.append((offsets[0], offsets[1]))
+    body = 0
+    for start, end in sorted(spans):
+        if start != body:
+            raise RecordFormatError("its tensors overlap or leave gaps")
+        body = end
+    return body
+
+
+def read_metadata_bytes(data: bytes, *, whole: bool = False) -> dict[str, str]:
+    """The string metadata of a safetensors file, read from its header alone.
+
+    ``whole``: ``data`` is the entire file, and must be exactly as long as its header says.
+    """
+    meta, declared = parse_header(data)
+    if whole and len(data) != declared:
+        raise RecordFormatError(f"the file is {len(data)} bytes, its header declares {declared}", meta=meta)
     return meta
 
 
-def read_metadata(path: str | Path) -> dict[str, str]:
-    """The string metadata of a record file without loading its tensors."""
-    with open(path, "rb") as handle:
-        head = handle.read(8)
-        if len(head) < 8:
-            raise ValueError("file is shorter than a safetensors header")
+# O_NOFOLLOW: an entry that is a symbolic link (to /dev/zero, to a file elsewhere) is refused,
+# not read. O_NONBLOCK: opening a FIFO put where a file belongs returns at once instead of
+# waiting for a writer that never comes (it is then refused as not a regular file).
+_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+
+
+def read_record_file(path: str | os.PathLike[str], *, header_only: bool = False) -> RecordFile:
+    """Read a record file, never more than the size its header declares.
+
+    A symbolic link, a device or a folder, a header longer than MAX_HEADER_BYTES, and a
+    file whose size is not the one its header declares raise :class:`RecordFormatError`
+    before the body is read. ``FileNotFoundError`` (nothing there) and other ``OSError``
+    (unreadable) pass through for the caller to word.
+    """
+    if not hasattr(os, "O_NOFOLLOW") and os.path.islink(path):
+        raise RecordFormatError("it is a symbolic link, not a file")  # Windows: checked, then opened
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as exc:
+        if not isinstance(exc, FileNotFoundError) and os.path.islink(path):
+            raise RecordFormatError("it is a symbolic link, not a file") from None
+        raise
+    try:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            folder = stat.S_ISDIR(status.st_mode)
+            raise RecordFormatError(f"it is {'a folder' if folder else 'a device, socket or pipe'}, not a file", folder=folder, status=status)
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            return _read_open_file(handle, status, header_only)
+        except RecordFormatError as exc:
+            exc.status = status
+            raise
+
+
+def _read_open_file(handle: Any, status: os.stat_result, header_only: bool) -> RecordFile:
+    head = _read_exactly(handle, 8)
+    if len(head) == 8:
         size = int.from_bytes(head, "little")
-        if size <= 0 or size > 100_000_000:
-            raise ValueError("header length is out of range")
-        body = handle.read(size)
-    return read_metadata_bytes(head + body)
+        if 0 < size <= MAX_HEADER_BYTES and 8 + size <= status.st_size:
+            head += _read_exactly(handle, size)
+    meta, declared = parse_header(head)  # raises for a short or oversized header
+    if declared != status.st_size:
+        raise RecordFormatError(f"the file is {status.st_size} bytes, its header declares {declared}", meta=meta)
+    if header_only:
+        return RecordFile(head, meta, status)
+    data = head + _read_exactly(handle, declared - len(head))
+    if len(data) != declared:
+        raise RecordFormatError(f"the file shrank to {len(data)} bytes while it was read", meta=meta)
+    return RecordFile(data, meta, status)
+
+
+def _read_exactly(handle: Any, count: int) -> bytes:
+    chunks, left = [], count
+    while left > 0:
+        chunk = handle.read(left)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The string metadata of a record file without loading its tensors (bounded, like every read)."""
+    return read_record_file(path, header_only=True).meta
+
+
+# -- consistency checks --------------------------------------------------------------------
+def _check_text(value: object, what: str) -> None:
+    if not isinstance(value, str):
+        raise RecordFormatError(f"its {what} is not a string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        # JSON can spell a lone surrogate (\ud800); no page, browser or terminal can show one.
+        raise RecordFormatError(f"its {what} holds a lone surrogate, not valid text") from None
+
+
+def _check_side(name: str, side: Side) -> None:
+    if name not in SIDE_NAMES:
+        raise RecordFormatError(f"it has tokens for {name!r}, which is neither {' nor '.join(SIDE_NAMES)}")
+    n = len(side.tokens)
+    if n == 0:
+        raise RecordFormatError(f"its {name} side has no tokens")
+    if len(side.display) != n or len(side.special) != n:
+        raise RecordFormatError(f"its {name} side has {n} tokens but {len(side.display)} display forms and {len(side.special)} special flags")
+    for i, (token, shown) in enumerate(zip(side.tokens, side.display)):
+        _check_text(token, f"{name} token {i}")
+        _check_text(shown, f"{name} display token {i}")
+    if not all(isinstance(flag, (bool, np.bool_)) for flag in side.special):
+        raise RecordFormatError(f"its {name} special-token flags are not all true or false")
+    start = side.text_b_start
+    if start is not None and (type(start) is not int or not 0 <= start <= n):
+        raise RecordFormatError(f"its {name} side starts text B at {start!r}, outside 0..{n}")
+
+
+def _check_section(name: str, section: Section, sides: dict[str, Side]) -> None:
+    rows, cols = SECTION_SIDES[name]
+    if (section.rows, section.cols) != (rows, cols):
+        raise RecordFormatError(f"its {name} section reads {section.rows!r} x {section.cols!r} tokens, not {rows} x {cols}")
+    for side in (rows, cols):
+        if side not in sides:
+            raise RecordFormatError(f"its {name} section needs the {side} tokens, which it does not have")
+    attention = section.attention
+    if not isinstance(attention, np.ndarray) or attention.ndim != 4:
+        dims = getattr(attention, "ndim", "no")
+        raise RecordFormatError(f"its {name} attention has {dims} dimensions, not 4 (layers, heads, rows, columns)")
+    layers, heads, n_rows, n_cols = attention.shape
+    if layers == 0 or heads == 0:
+        raise RecordFormatError(f"its {name} attention has {layers} layers and {heads} heads")
+    want = (len(sides[rows]), len(sides[cols]))
+    if (n_rows, n_cols) != want:
+        raise RecordFormatError(f"its {name} attention covers {n_rows} x {n_cols} tokens, but it has {want[0]} x {want[1]} tokens")
+    if section.causal and n_rows != n_cols:
+        raise RecordFormatError(f"its {name} section is causal but not square ({n_rows} x {n_cols})")
+    if not isinstance(section.causal, bool):
+        raise RecordFormatError(f"its {name} causal flag is not true or false")
+    if attention.dtype.kind != "f":
+        raise RecordFormatError(f"its {name} attention holds {attention.dtype}, not floating-point weights")
+    tol = PROBABILITY_TOLERANCE
+    low, high = float(attention.min()), float(attention.max())
+    if not (low >= -tol and high <= 1 + tol):  # written so that NaN fails too
+        raise RecordFormatError(f"its {name} attention has weights outside 0..1 ({low:.3g} to {high:.3g})")
+    sums = attention.sum(axis=-1, dtype=np.float64)
+    worst = float(np.max(np.abs(sums - 1.0)))
+    if not worst <= tol:
+        raise RecordFormatError(f"its {name} attention has rows that do not sum to 1 (off by up to {worst:.3g})")
+    if section.causal and n_rows > 1 and float(np.abs(np.triu(attention, 1)).max()) > tol:
+        raise RecordFormatError(f"its {name} section is causal but has weights above the diagonal")
+    _check_qk(name, section, layers, heads, n_rows, n_cols)
+
+
+def _check_qk(name: str, section: Section, layers: int, heads: int, n_rows: int, n_cols: int) -> None:
+    query, key, bias = section.query, section.key, section.bias
+    if query is None and key is None:
+        if bias is not None:
+            raise RecordFormatError(f"its {name} section has an attention bias but no query/key vectors")
+        return
+    if query is None or key is None:
+        raise RecordFormatError(f"its {name} section has {'query' if key is None else 'key'} vectors without {'key' if key is None else 'query'} vectors")
+    for what, array, n in (("query", query, n_rows), ("key", key, n_cols)):
+        if array.ndim != 4 or array.shape[:3] != (layers, heads, n) or array.shape[3] == 0:
+            raise RecordFormatError(
+                f"its {name} {what} vectors have the shape {list(array.shape)}, not [{layers}, {heads}, {n}, head size]"
+            )
+        if array.dtype.kind != "f" or not np.isfinite(array).all():
+            raise RecordFormatError(f"its {name} {what} vectors are not all finite numbers")
+    if query.shape[3] != key.shape[3]:
+        raise RecordFormatError(f"its {name} query vectors have {query.shape[3]} numbers, its key vectors {key.shape[3]}")
+    if bias is not None:
+        if bias.shape != (layers, heads, n_rows, n_cols):
+            raise RecordFormatError(f"its {name} attention bias has the shape {list(bias.shape)}, not that of the attention")
+        if bias.dtype.kind != "f" or np.isnan(bias).any():
+            raise RecordFormatError(f"its {name} attention bias is not all numbers")
+    scale = section.scale
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale <= 0:
+        raise RecordFormatError(f"its {name} query/key scale is {scale!r}, not a positive number")
+
+
+def _one_line(value: object) -> str:
+    return " ".join(str(value).split())
 
 
 def _dumps(value: Any) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,25 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], 
         return built[family]
 
     return get
+
+
+@pytest.fixture
+def fresh_model_copy(tiny_model_dir: Callable[[str], Path]) -> Callable[[str, Path], Path]:
+    """A function ``(family, dest) -> dest``: a copy of the tiny model that no test has loaded yet.
+
+    A local folder is known by the hash of its files, so a plain copy is the same model and
+    a process that loaded it before serves it without a new load. The copy's configuration
+    gets one extra key naming ``dest``, which gives it a hash of its own.
+    """
+
+    def copy(family: str, dest: Path) -> Path:
+        shutil.copytree(tiny_model_dir(family), dest)
+        config = json.loads((dest / "config.json").read_text(encoding="utf-8"))
+        config["attndocs_test_copy"] = str(dest)
+        (dest / "config.json").write_text(json.dumps(config), encoding="utf-8")
+        return dest
+
+    return copy
 
 
 @pytest.fixture(scope="session")

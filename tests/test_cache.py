@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import errno
+import json
 import multiprocessing
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -16,8 +19,15 @@ import pytest
 
 import attndocs.cache as cache_module
 from attndocs.cache import RecordCache, cache_key
-from attndocs.errors import CacheError
-from attndocs.record import AttentionRecord, Section, Side
+from attndocs.errors import CacheError, DamagedEntryError
+from attndocs.record import (
+    AttentionRecord,
+    Section,
+    Side,
+    metadata_checksum,
+    safetensors_bytes,
+    tensor_checksum,
+)
 
 BASE_PARTS = {
     "model": "tiny-bert",
@@ -42,7 +52,12 @@ def make_record(
     qk: bool = False,
     seed: int = 0,
 ) -> AttentionRecord:
-    """A small synthetic encoder record; its key defaults to one derived from model and text."""
+    """A small synthetic encoder record; its key defaults to one derived from model and text.
+
+    A derived key comes with the parts it was computed from (stored in the entry, as the
+    pipeline stores them); a given key comes without, like an entry of an older attndocs.
+    """
+    parts = {**BASE_PARTS, "model": model_id, "text": text, "extraction": {"qk": qk}}
     rng = np.random.default_rng(seed)
     attention = rng.random((layers, heads, n, n), dtype=np.float32)
     attention /= attention.sum(-1, keepdims=True)
@@ -63,8 +78,55 @@ def make_record(
         neuron={"available": qk, "reason": "" if qk else "not requested"},
         versions={"attndocs": "0.1.0.dev0", "transformers": "4.50.0"},
         extraction={"qk": qk},
-        key=key if key is not None else cache_key({**BASE_PARTS, "model": model_id, "text": text}),
+        key=key if key is not None else cache_key(parts),
+        key_parts=parts if key is None else None,
     )
+
+
+def make_pair_record(*, target: str = "Die Katze sitzt.", seed: int = 0) -> AttentionRecord:
+    """A small synthetic encoder-decoder record: 5 encoder tokens, 3 decoder tokens, three sections."""
+    rng = np.random.default_rng(seed)
+
+    def rows(weights: np.ndarray) -> np.ndarray:
+        return (weights / weights.sum(-1, keepdims=True)).astype(np.float32)
+
+    enc_tokens, dec_tokens = ["▁The", "▁cat", "▁sat", ".", "</s>"], ["<pad>", "▁Die", "▁Katze"]
+    parts = {**BASE_PARTS, "model": "tiny-t5", "target": target}
+    return AttentionRecord(
+        model_id="tiny-t5",
+        revision=BASE_PARTS["revision"],
+        model_type="t5",
+        kind="encoder-decoder",
+        text=BASE_PARTS["text"],
+        target=target,
+        sides={
+            "encoder": Side(enc_tokens, [t.replace("▁", " ") for t in enc_tokens], [False] * 4 + [True]),
+            "decoder": Side(dec_tokens, [t.replace("▁", " ") for t in dec_tokens], [True, False, False]),
+        },
+        sections={
+            "encoder": Section("encoder", rows(rng.random((2, 2, 5, 5))), "encoder", "encoder"),
+            "decoder": Section("decoder", rows(np.tril(rng.random((2, 2, 3, 3)))), "decoder", "decoder", causal=True),
+            "cross": Section("cross", rows(rng.random((2, 2, 3, 5))), "decoder", "encoder"),
+        },
+        extraction={"qk": False},
+        key=cache_key(parts),
+        key_parts=parts,
+    )
+
+
+def encode_unchecked(record: AttentionRecord, edit_meta=None, extra_tensors=None) -> bytes:
+    """``record`` as a file with valid checksums, consistent or not.
+
+    What a hand edit, a bad merge or a buggy tool can leave in a cache: every checksum
+    matches, so only the record's own consistency can give it away.
+    """
+    tensors = {**record.tensors(), **(extra_tensors or {})}
+    meta = record.metadata()
+    if edit_meta is not None:
+        edit_meta(meta)
+    meta["checksum"] = tensor_checksum(tensors)
+    meta["metadata_checksum"] = metadata_checksum(meta)
+    return safetensors_bytes(tensors, meta)
 
 
 def assert_same_record(a: AttentionRecord, b: AttentionRecord) -> None:
@@ -264,14 +326,16 @@ def test_a_good_entry_written_while_a_damaged_one_was_read_is_kept(tmp_path, mon
     record = make_record()
     path = cache.put(record)
     path.write_bytes(b"damaged")
-    real_decode = cache_module._decode
+    real_open = cache_module._open_entry
 
-    def decode_then_a_writer_fixes_it(data, key):
+    def read_then_a_writer_fixes_it(path, **kwargs):
         # Another process stores a fresh copy after our read and before our clean-up.
+        monkeypatch.setattr(cache_module, "_open_entry", real_open)
+        opened = real_open(path, **kwargs)
         RecordCache(tmp_path).put(record)
-        return real_decode(data, key)
+        return opened
 
-    monkeypatch.setattr(cache_module, "_decode", decode_then_a_writer_fixes_it)
+    monkeypatch.setattr(cache_module, "_open_entry", read_then_a_writer_fixes_it)
     with pytest.raises(CacheError, match="damaged"):
         cache.get(record.key)
     monkeypatch.undo()
@@ -305,6 +369,374 @@ def test_entries_describe_records_from_their_headers(tmp_path):
     # The preview is one line and cannot drive the terminal.
     assert "\n" not in entry.preview and "\x1b" not in entry.preview and "\u202e" not in entry.preview
     assert entry.preview.startswith("Line one\\nline two \\x1b")
+
+
+# -- entries that are intact files but inconsistent records ------------------------------------------
+def _edited(make, change):
+    """A crafted entry: the record ``make()`` gives, changed by ``change``, under its own key."""
+
+    def craft() -> tuple[AttentionRecord, bytes]:
+        good = make()
+        bad = copy.deepcopy(good)
+        extra = change(bad)
+        return good, encode_unchecked(bad, extra_tensors=extra if isinstance(extra, dict) else None)
+
+    return craft
+
+
+def _drop_last_token(record):
+    side = record.sides["encoder"]
+    side.tokens, side.display, side.special = side.tokens[:-1], side.display[:-1], side.special[:-1]
+
+
+def _set_attention(name, value):
+    def change(record):
+        section = record.sections[name]
+        section.attention = np.ascontiguousarray(value(section.attention), dtype=np.float32)
+
+    return change
+
+
+def _poke(value):
+    def change(attention):
+        out = attention.copy()
+        out[0, 0, 0, 0] = value
+        return out
+
+    return change
+
+
+def _shorten(tensor):
+    def change(record):
+        section = record.sections["encoder"]
+        setattr(section, tensor, np.ascontiguousarray(getattr(section, tensor)[:, :, :-1]))
+
+    return change
+
+
+def _lone_surrogate() -> tuple[AttentionRecord, bytes]:
+    # JSON spells it \\ud800; a Python writer cannot even encode such a string as UTF-8.
+    good = make_record()
+
+    def edit(meta):
+        tokens = {"encoder": ["[CLS]", "tok\ud800", "tok1", "tok2", "[SEP]"]}
+        meta["tokens"] = json.dumps(tokens, separators=(",", ":"), sort_keys=True)
+
+    return good, encode_unchecked(good, edit)
+
+
+def _rekeyed(with_parts: bool):
+    """Another text's record filed under this key, its cache_key (and maybe key parts) rewritten."""
+
+    def craft() -> tuple[AttentionRecord, bytes]:
+        good, other = make_record(), make_record(text="A dog barked at the moon.")
+        other.key = good.key
+        if with_parts:
+            other.key_parts = good.key_parts
+        return good, encode_unchecked(other)
+
+    return craft
+
+
+def _file_damage(damage):
+    def craft() -> tuple[AttentionRecord, bytes]:
+        good = make_record()
+        return good, damage(good.to_bytes())
+
+    return craft
+
+
+def _uniform(attention):
+    return np.full_like(attention, 1.0 / attention.shape[-1])
+
+
+# name -> (crafted entry: the record whose key it sits under and the file's bytes, what the refusal says)
+CRAFTED = {
+    "token count unlike the attention": (_edited(make_record, _drop_last_token), r"covers 5 x 5 tokens, but it has 4 x 4"),
+    "0 layers": (_edited(make_record, _set_attention("encoder", lambda a: a[:0])), r"0 layers"),
+    "0 heads": (_edited(make_record, _set_attention("encoder", lambda a: a[:, :0])), r"0 heads"),
+    "3-D attention": (_edited(make_record, _set_attention("encoder", lambda a: a[0])), r"3 dimensions, not 4"),
+    "a missing side": (_edited(make_pair_record, lambda r: r.sides.pop("decoder")), r"needs the decoder tokens"),
+    "a rectangular causal section": (
+        _edited(make_pair_record, lambda r: setattr(r.sections["cross"], "causal", True)),
+        r"causal but not square",
+    ),
+    "weights above the diagonal of a causal section": (
+        _edited(make_pair_record, _set_attention("decoder", _uniform)),
+        r"above the diagonal",
+    ),
+    "a lone surrogate in a token": (_lone_surrogate, r"lone surrogate"),
+    "too-short query vectors": (_edited(lambda: make_record(qk=True), _shorten("query")), r"query vectors have the shape \[2, 3, 4, 4\]"),
+    "too-short key vectors": (_edited(lambda: make_record(qk=True), _shorten("key")), r"key vectors have the shape"),
+    "neuron view available without vectors": (
+        _edited(make_record, lambda r: r.neuron.update(available=True)),
+        r"neuron view is marked available",
+    ),
+    "a negative weight": (_edited(make_record, _set_attention("encoder", _poke(-0.5))), r"outside 0\.\.1"),
+    "a NaN weight": (_edited(make_record, _set_attention("encoder", _poke(np.nan))), r"outside 0\.\.1"),
+    "rows that do not sum to 1": (_edited(make_record, _set_attention("encoder", lambda a: a * 0.5)), r"do not sum to 1"),
+    "a tensor of no section": (
+        _edited(make_record, lambda r: {"decoder.attention": np.zeros((1, 1, 1, 1), np.float32)}),
+        r"belongs to no section",
+    ),
+    "an unknown kind": (_edited(make_record, lambda r: setattr(r, "kind", "vision")), r"kind 'vision'"),
+    "another text's record, re-keyed": (_rekeyed(with_parts=False), r"computed for the key"),
+    "another text's record, re-keyed with its key parts": (_rekeyed(with_parts=True), r"another text"),
+    "truncated": (_file_damage(lambda data: data[:-7]), r"header declares"),
+    "oversized": (_file_damage(lambda data: data + b"\0" * 64), r"header declares"),
+    "a header length of 2**62": (_file_damage(lambda data: (2**62).to_bytes(8, "little") + data[8:]), r"out of range"),
+}
+
+
+def put_crafted(cache: RecordCache, name: str) -> tuple[AttentionRecord, Path]:
+    """Store a good record, then replace its file with the crafted entry ``name``."""
+    good, data = CRAFTED[name][0]()
+    path = cache.put(good)
+    path.write_bytes(data)
+    return good, path
+
+
+@pytest.mark.parametrize("name", CRAFTED)
+def test_an_inconsistent_entry_is_damaged_never_served_and_recomputed(tmp_path, name):
+    cache = RecordCache(tmp_path)
+    good, path = put_crafted(cache, name)
+    expected = CRAFTED[name][1]
+
+    # `cache verify` and `cache ls` see it; nothing raises.
+    problems = cache.verify()
+    assert [p for p, _ in problems] == [path]
+    assert re.search(expected, problems[0][1]), problems
+    assert [e.key for e in cache.entries()] == [good.key]
+
+    with pytest.raises(DamagedEntryError) as info:
+        cache.get(good.key, good.key_parts)
+    message = str(info.value)
+    assert "\n" not in message and good.key[:12] in message and re.search(expected, message), message
+    assert not path.exists()
+    assert cache.get(good.key) is None
+    cache.put(good)
+    assert_same_record(cache.get(good.key, good.key_parts), good)
+
+
+def test_the_record_layer_refuses_what_the_cache_refuses():
+    # Records written by `attndocs extract -o` are read through the same checks.
+    for name, (craft, expected) in CRAFTED.items():
+        if name.startswith("another text"):
+            continue  # a key is the cache's business; the record itself is consistent
+        _, data = craft()
+        with pytest.raises(CacheError, match=expected):
+            AttentionRecord.from_bytes(data)
+
+
+def test_an_older_entry_of_another_text_is_refused_when_the_parts_are_known(tmp_path):
+    """Entries written before key parts were stored: the reader's parts catch a re-keyed one."""
+    cache = RecordCache(tmp_path)
+    good = make_record()
+    other = make_record(text="A dog barked at the moon.")
+    other.key, other.key_parts = good.key, None
+    path = cache.put(other)
+    with pytest.raises(DamagedEntryError, match=r'another text \("A dog barked at the moon\.", not "The cat sat on the mat\."\)'):
+        cache.get(good.key, good.key_parts)
+    assert not path.exists()
+    # An older entry of the right text still serves, with or without the parts.
+    older = make_record()
+    older.key_parts = None
+    cache.put(older)
+    assert cache.get(good.key, good.key_parts).text == good.text
+
+
+@pytest.mark.parametrize("field, value", [("model_id", "tiny-roberta"), ("revision", "f" * 40), ("target", "Ziel")])
+def test_an_entry_made_from_other_inputs_is_refused(tmp_path, field, value):
+    cache = RecordCache(tmp_path)
+    good = make_record()
+    stale = copy.deepcopy(good)
+    setattr(stale, field, value)
+    stale.key_parts = None
+    cache.put(stale)
+    with pytest.raises(DamagedEntryError, match="another"):
+        cache.get(good.key, good.key_parts)
+
+
+def test_get_refuses_parts_that_are_not_those_of_the_key(tmp_path):
+    with pytest.raises(ValueError, match="key parts"):
+        RecordCache(tmp_path).get(make_record().key, {**BASE_PARTS, "text": "Something else."})
+
+
+def test_an_inconsistent_record_is_not_stored(tmp_path):
+    cache = RecordCache(tmp_path)
+    record = make_record()
+    record.sections["encoder"].attention = record.sections["encoder"].attention[:, :, :4]
+    with pytest.raises(CacheError, match="not cached: its encoder attention covers 4 x 5") as info:
+        cache.put(record)
+    assert "\n" not in str(info.value)
+    assert files_under(tmp_path) == []
+
+
+def test_key_parts_that_do_not_give_the_key_are_a_programming_error(tmp_path):
+    record = make_record()
+    record.key_parts = {**BASE_PARTS, "text": "Something else."}
+    with pytest.raises(ValueError, match="key_parts"):
+        RecordCache(tmp_path).put(record)
+
+
+# -- bounded reads -------------------------------------------------------------------------------------
+# Thread pools reserve address space per core; one thread keeps the limit below meaningful anywhere.
+ONE_THREAD_ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+_BOUNDED = r"""
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))  # a read of /dev/zero fails fast, not the machine
+from attndocs.cache import RecordCache
+from attndocs.errors import DamagedEntryError
+cache = RecordCache(sys.argv[1])
+print("verify", cache.verify())
+print("entries", [(e.key, e.problem) for e in cache.entries()])
+try:
+    cache.get(sys.argv[2])
+except DamagedEntryError as exc:
+    print("get", exc)
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero") or os.name != "posix", reason="needs /dev/zero")
+def test_an_entry_that_is_a_link_to_dev_zero_is_refused_without_reading_it(tmp_path):
+    cache = RecordCache(tmp_path)
+    record = make_record()
+    path = cache.put(record)
+    path.unlink()
+    path.symlink_to("/dev/zero")
+    # In a child with a memory limit: if the link were followed, it would read until memory runs out.
+    done = subprocess.run([sys.executable, "-c", _BOUNDED, str(tmp_path), record.key], capture_output=True, text=True, timeout=60,
+                          env=ONE_THREAD_ENV)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    assert f"verify [(PosixPath('{path}'), 'it is a symbolic link, not a file')]" in out
+    assert "symbolic link" in out.split("entries", 1)[1]
+    assert f"get damaged cache entry {record.key[:12]} (it is a symbolic link, not a file)" in out
+    assert not os.path.lexists(path)  # the link is gone, /dev/zero is not touched
+    assert os.path.exists("/dev/zero")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_an_entry_that_is_a_pipe_is_refused_without_waiting_for_a_writer(tmp_path):
+    cache = RecordCache(tmp_path)
+    record = make_record()
+    path = cache.put(record)
+    path.unlink()
+    os.mkfifo(path)
+    signal.alarm(20)  # opening a FIFO for reading would otherwise wait forever
+    try:
+        assert [problem for _, problem in cache.verify()] == ["it is a device, socket or pipe, not a file"]
+        with pytest.raises(DamagedEntryError, match="pipe"):
+            cache.get(record.key)
+    finally:
+        signal.alarm(0)
+    assert not os.path.lexists(path)
+
+
+def test_a_folder_under_an_entry_name_is_never_removed(tmp_path):
+    cache = RecordCache(tmp_path)
+    record = make_record()
+    path = cache.path_for(record.key)
+    (path / "inside").mkdir(parents=True)
+    assert cache.verify() == [] and list(cache.entries()) == []
+    with pytest.raises(DamagedEntryError, match="a folder, not written by attndocs; it is left in place"):
+        cache.get(record.key)
+    assert cache.clear() == 0
+    assert (path / "inside").is_dir()
+    assert [(p, why) for p, why in cache.strangers()] == [(path, "a folder")]
+
+
+def test_a_huge_declared_header_is_never_read(tmp_path):
+    import tracemalloc
+
+    cache = RecordCache(tmp_path)
+    record = make_record()
+    path = cache.put(record)
+    data = path.read_bytes()
+    path.write_bytes((90_000_000).to_bytes(8, "little") + data[8:])  # allowed, but longer than the file
+    tracemalloc.start()
+    try:
+        with pytest.raises(DamagedEntryError, match="ends inside its header"):
+            cache.get(record.key)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 5_000_000  # the 90 MB it declares were never asked for
+
+
+# -- only what attndocs wrote ----------------------------------------------------------------------------
+def _foreign_safetensors(path: Path) -> bytes:
+    from safetensors.numpy import save
+
+    data = save({"weight": np.ones((4, 4), np.float32)}, metadata={"format": "pt"})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return data
+
+
+def test_maintenance_removes_only_what_attndocs_wrote(tmp_path):
+    """A cache pointed at a folder that holds a model and a project: only attndocs' entries go."""
+    cache = RecordCache(tmp_path)
+    keep = {
+        "mo/model.safetensors": _foreign_safetensors(tmp_path / "mo" / "model.safetensors"),
+        "notes.txt": b"mine",
+        "db/data.sqlite": b"SQLite format 3\0",
+        "ab/ab12.safetensors": b"\x00garbage that is not named like an entry",
+    }
+    for name, data in keep.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(data)
+    # Another program's safetensors file under an entry's very name is still not ours.
+    alien_key = cache_key({"not": "attndocs"})
+    keep[f"{alien_key[:2]}/{alien_key}.safetensors"] = _foreign_safetensors(cache.path_for(alien_key))
+    empty = ["db/empty", "js", "ee", "mo/sub"]
+    for name in empty:
+        (tmp_path / name).mkdir(parents=True)
+    good, bad = make_record(), make_record(text="Broken one.")
+    cache.put(good)
+    cache.put(bad).write_bytes(b"\x00\x01garbage")
+
+    assert {e.key for e in cache.entries()} == {good.key, bad.key}
+    assert [p for p, _ in cache.verify()] == [cache.path_for(bad.key)]
+    cache.remove_damaged(cache.verify())
+    assert cache.get(good.key) is not None
+    assert cache.clear() == 1
+    for name, data in keep.items():
+        assert (tmp_path / name).read_bytes() == data, name
+    for name in empty:
+        assert (tmp_path / name).is_dir(), name
+    assert not cache.path_for(good.key).parent.exists()  # its folder, emptied by the clear, is gone
+    strangers = {p.relative_to(tmp_path).as_posix() for p, _ in cache.strangers()}
+    assert {"mo", "notes.txt", "js", f"{alien_key[:2]}/{alien_key}.safetensors"} <= strangers
+    with pytest.raises(DamagedEntryError, match="not written by attndocs"):
+        cache.get(alien_key)
+    with pytest.raises(CacheError, match="not written by attndocs, is in its place"):
+        cache.put(make_record(alien_key))
+    assert cache.path_for(alien_key).read_bytes() == keep[f"{alien_key[:2]}/{alien_key}.safetensors"]
+
+
+def test_clear_leaves_a_shard_folder_it_did_not_empty(tmp_path):
+    cache = RecordCache(tmp_path)
+    record = make_record()
+    cache.put(record)
+    (tmp_path / "db").mkdir()  # a hex name, empty, someone's
+    assert cache.clear() == 1
+    assert (tmp_path / "db").is_dir()
+    assert not (tmp_path / record.key[:2]).exists()
+
+
+# -- folders that cannot hold a cache ----------------------------------------------------------------------
+@pytest.mark.skipif(not os.path.isdir("/proc/sys"), reason="needs /proc")
+def test_a_cache_in_proc_names_the_real_cause(tmp_path):
+    cache = RecordCache("/proc/sys")
+    assert cache.get(make_record().key) is None
+    with pytest.raises(CacheError) as info:
+        cache.put(make_record())
+    message = str(info.value)
+    assert "\n" not in message
+    # As root the kernel says ENOENT ("not a writable folder" here); as anyone else, EACCES.
+    assert re.search(r"/proc/sys is not a writable folder|/proc/sys: permission denied", message, re.I), message
+    assert "--cache-dir" in message and "disappearing" not in message
 
 
 # -- writes that fail or are cut short ---------------------------------------------------------------
@@ -503,10 +935,9 @@ def test_permission_errors_give_hints_even_when_running_as_root(tmp_path, monkey
     def denied(*args, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied")
 
-    monkeypatch.setattr(cache_module, "open", denied, raising=False)
+    monkeypatch.setattr(os, "open", denied)
     with pytest.raises(CacheError, match="permission denied.*--cache-dir"):
         cache.get(record.key)
-    monkeypatch.setattr(os, "open", denied)
     with pytest.raises(CacheError, match="--cache-dir to a writable folder"):
         cache.put(make_record(text="New."))
     monkeypatch.undo()

@@ -9,8 +9,9 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
-from test_cache import make_record
+from test_cache import CRAFTED, ONE_THREAD_ENV, make_record, put_crafted
 
 from attndocs.cache import RecordCache
 from attndocs.cli import main
@@ -183,6 +184,95 @@ def test_verify_fails_on_a_damaged_entry_and_fix_removes_it(capsys, cache):
 def test_verify_on_a_missing_folder_is_not_an_error(capsys, cache):
     code, out, _ = run(capsys, "verify", "--cache-dir", str(cache.root))
     assert code == 0 and "does not exist yet" in out
+
+
+def test_verify_reports_every_inconsistent_entry_and_fix_removes_only_those(capsys, tmp_path):
+    # One cache folder per crafted entry: several of them share a key.
+    for number, name in enumerate(CRAFTED):
+        cache = RecordCache(tmp_path / f"cache-{number}")
+        healthy = cache.put(make_record(text="A healthy neighbour."))
+        _, path = put_crafted(cache, name)
+        code, out, err = run(capsys, "verify", "--cache-dir", str(cache.root))
+        assert code == 1 and "Traceback" not in out + err, name
+        assert f"damaged: {path}: " in out and "checked 2 entries" in out and "1 damaged" in out, (name, out)
+        code, out, _ = run(capsys, "verify", "--fix", "--cache-dir", str(cache.root))
+        assert code == 1 and f"removed damaged entry {path}" in out, (name, out)
+        assert not path.exists() and healthy.exists(), name
+        code, out, _ = run(capsys, "verify", "--cache-dir", str(cache.root))
+        assert code == 0 and "0 damaged" in out, name
+
+
+def _project_with_a_model(root: Path) -> dict[str, bytes]:
+    """A folder that is not only a cache: a model, a project's files, empty folders."""
+    from safetensors.numpy import save
+
+    files = {
+        "mo/model.safetensors": save({"weight": np.ones((3, 3), np.float32)}, metadata={"format": "pt"}),
+        "mo/config.json": b"{}",
+        "db/data.sqlite": b"SQLite format 3\0",
+        "README.md": b"# project",
+        "0a/notes.txt": b"not an entry",
+    }
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    for name in ("js", "db/empty", "ff"):
+        (root / name).mkdir(parents=True)
+    return files
+
+
+@pytest.mark.parametrize("command", [["verify", "--fix"], ["clear", "--yes"]])
+def test_verify_fix_and_clear_leave_what_attndocs_did_not_write(capsys, tmp_path, command):
+    root = tmp_path / "project"
+    root.mkdir()
+    files = _project_with_a_model(root)
+    cache = RecordCache(root)
+    good = cache.put(make_record())
+    damaged = cache.put(make_record(text="Damaged."))
+    damaged.write_bytes(b"\x00 junk")
+    code, out, err = run(capsys, *command, "--cache-dir", str(root))
+    assert "Traceback" not in out + err
+    for name, data in files.items():
+        assert (root / name).read_bytes() == data, name
+    for name in ("js", "db/empty", "ff", "db", "0a"):
+        assert (root / name).is_dir(), name
+    assert not damaged.exists()
+    assert good.exists() == (command[0] == "verify")
+    assert f"left alone: 6 files and folders in {root} that attndocs did not write" in out
+    assert "  0a/notes.txt (not named like a cache entry)\n" in out and "  ... and 1 more\n" in out
+    assert {p.relative_to(root).as_posix(): why for p, why in cache.strangers()} == {
+        "0a/notes.txt": "not named like a cache entry",
+        "README.md": "not named like a cache folder",
+        "db/data.sqlite": "not named like a cache entry",
+        "db/empty": "not named like a cache entry",
+        "js": "not named like a cache folder",
+        "mo": "not named like a cache folder",
+    }
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero") or os.name != "posix", reason="needs /dev/zero")
+def test_verify_fix_removes_a_link_to_dev_zero_without_reading_it(tmp_path):
+    import subprocess
+
+    cache = RecordCache(tmp_path / "cache")
+    record = make_record()
+    path = cache.put(record)
+    path.unlink()
+    path.symlink_to("/dev/zero")
+    code = (
+        "import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30)); "
+        "from attndocs.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    for argv, status in ((["verify"], 1), (["ls"], 0), (["verify", "--fix"], 1), (["verify"], 0)):
+        done = subprocess.run(
+            [sys.executable, "-c", code, "cache", *argv, "--cache-dir", str(cache.root)],
+            capture_output=True, text=True, timeout=60, env=ONE_THREAD_ENV,
+        )
+        assert done.returncode == status, (argv, done.stdout, done.stderr[-2000:])
+        assert "Traceback" not in done.stderr
+        if argv == ["verify"] and status == 1:
+            assert f"damaged: {path}: it is a symbolic link, not a file" in done.stdout
+    assert not os.path.lexists(path)
 
 
 # -- prune -------------------------------------------------------------------------------------------

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+import os
+import re
+
 import numpy as np
 import pytest
+from test_cache import encode_unchecked
 
-from attndocs.errors import CacheError, InputError, ModelError
+from attndocs.errors import CacheError, ExecError, InputError, ModelError
 from attndocs.options import FigureOptions, SiteSettings
 from attndocs.pipeline import Pipeline
 
@@ -176,14 +181,16 @@ def test_of_two_cached_revisions_the_one_used_last_is_served(tmp_path, monkeypat
 
     from attndocs.extract.run import ExtractRequest
     from attndocs.models import resolve_model
-    from attndocs.pipeline import record_key
+    from attndocs.pipeline import record_key, record_key_parts
 
     pipeline = Pipeline(_settings(tmp_path))
     (current,) = pipeline.run(FIGS[:1])
     ref = resolve_model("minilm")
     request = ExtractRequest(FIGS[0].text, None, None, False, 512)
     older = dataclasses.replace(ref, revision="sha256:" + "0" * 64)
-    stale = dataclasses.replace(current.record, revision=older.revision, key=record_key(older, request))
+    stale = dataclasses.replace(
+        current.record, revision=older.revision, key=record_key(older, request), key_parts=record_key_parts(older, request)
+    )
     stale_path = pipeline.cache.put(stale)
     now = os.stat(pipeline.cache.path_for(current.record.key)).st_mtime
     os.utime(stale_path, (now - 3600, now - 3600))  # used an hour before the current one
@@ -204,7 +211,7 @@ def test_a_hub_model_out_of_reach_is_served_from_the_cache(tmp_path, monkeypatch
 
     from attndocs.extract.run import ExtractRequest
     from attndocs.models import ModelRef
-    from attndocs.pipeline import record_key
+    from attndocs.pipeline import record_key, record_key_parts
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
@@ -212,13 +219,20 @@ def test_a_hub_model_out_of_reach_is_served_from_the_cache(tmp_path, monkeypatch
     (made,) = pipeline.run(FIGS[:1])
     commit = "0123456789abcdef0123456789abcdef01234567"
     hub = ModelRef("acme/tiny-bert", "acme/tiny-bert", commit, "hub", "encoder", "bert")
-    key = record_key(hub, ExtractRequest(FIGS[0].text, None, None, False, 512))
-    pipeline.cache.put(dataclasses.replace(made.record, model_id=hub.model_id, revision=commit, key=key))
+    request = ExtractRequest(FIGS[0].text, None, None, False, 512)
+    key = record_key(hub, request)
+    pipeline.cache.put(
+        dataclasses.replace(made.record, model_id=hub.model_id, revision=commit, key=key, key_parts=record_key_parts(hub, request))
+    )
     # A record of a bundled conversion under the same id (a content hash, not a commit),
     # used later: never served for the hub model.
     converted = dataclasses.replace(hub, revision="sha256:" + "1" * 64, source="bundled")
-    other_key = record_key(converted, ExtractRequest(FIGS[0].text, None, None, False, 512))
-    path = pipeline.cache.put(dataclasses.replace(made.record, model_id=hub.model_id, revision=converted.revision, key=other_key))
+    other_key = record_key(converted, request)
+    path = pipeline.cache.put(
+        dataclasses.replace(
+            made.record, model_id=hub.model_id, revision=converted.revision, key=other_key, key_parts=record_key_parts(converted, request)
+        )
+    )
     os.utime(path, (time.time() + 60, time.time() + 60))
     for revision in (None, commit):
         options = _fig(FIGS[0].text, model="acme/tiny-bert", **({"revision": revision} if revision else {}))
@@ -246,3 +260,79 @@ def test_a_local_folder_is_the_same_model_wherever_it_lies(tmp_path, tiny_model_
     config.write_text(config.read_text() + " ")  # the same settings, other bytes
     (changed,) = Pipeline(_settings(tmp_path, execution_mode="frozen")).run([_fig("the cat sat", model=str(elsewhere))])
     assert changed.error is not None and "frozen" in str(changed.error)
+
+
+# -- damaged entries ------------------------------------------------------------------------------
+THREE = [_fig("The cat sat on the mat."), _fig("A dog barked at the moon."), _fig("Birds sing in the morning.")]
+
+
+def _rekeyed(victim, donor, *, parts: str):
+    """The donor's record filed under the victim's key; its key parts the victim's, its own, or none (an older entry)."""
+    forged = copy.deepcopy(donor)
+    forged.key = victim.key
+    forged.key_parts = {"victim": victim.key_parts, "own": donor.key_parts, "none": None}[parts]
+    return encode_unchecked(forged)
+
+
+def _fewer_tokens(victim, donor):
+    broken = copy.deepcopy(victim)
+    side = broken.sides["encoder"]
+    side.tokens, side.display, side.special = side.tokens[:-1], side.display[:-1], side.special[:-1]
+    return encode_unchecked(broken)
+
+
+@pytest.mark.parametrize(
+    "craft, says",
+    [
+        (lambda v, d: _rekeyed(v, d, parts="victim"), "another text"),
+        (lambda v, d: _rekeyed(v, d, parts="own"), "computed for the key"),
+        (lambda v, d: _rekeyed(v, d, parts="none"), "another text"),
+        (_fewer_tokens, "covers"),
+    ],
+    ids=["re-keyed with its key parts", "re-keyed", "older entry re-keyed", "token count unlike attention"],
+)
+def test_one_damaged_entry_is_named_recomputed_and_the_other_figures_are_served(tmp_path, craft, says):
+    first = Pipeline(_settings(tmp_path)).run(THREE)
+    victim, donor = first[0].record, first[1].record
+    pipeline = Pipeline(_settings(tmp_path))
+    path = pipeline.cache.path_for(victim.key)
+    path.write_bytes(craft(victim, donor))
+
+    again = pipeline.run(THREE)
+    assert [r.source for r in again] == ["computed", "cache", "cache"], [str(r.error) for r in again]
+    (warning,) = again[0].warnings
+    assert victim.key[:12] in warning and says in warning and "recomputed" in warning and "\n" not in warning
+    assert not again[1].warnings and not again[2].warnings
+    record = again[0].record
+    assert record.text == THREE[0].text and record.tokens("encoder") == victim.tokens("encoder")
+    assert np.array_equal(record.sections["encoder"].attention, victim.sections["encoder"].attention)
+    assert pipeline.cache.verify() == []
+    served = Pipeline(_settings(tmp_path)).run(THREE[:1])[0]
+    assert served.source == "cache" and served.record.text == THREE[0].text
+
+
+def test_a_computed_record_that_contradicts_itself_is_an_error_not_a_figure(tmp_path, monkeypatch):
+    import attndocs.extract.run as run_module
+
+    real_extract = run_module.extract
+
+    def broken_extract(loaded, requests, batch_size):
+        records = real_extract(loaded, requests, batch_size)
+        for record in records:
+            record.sections["encoder"].attention = record.sections["encoder"].attention[:, :, :-1]
+        return records
+
+    monkeypatch.setattr(run_module, "extract", broken_extract)
+    pipeline = Pipeline(_settings(tmp_path))
+    (result,) = pipeline.run(FIGS[:1])
+    assert isinstance(result.error, ExecError) and "cannot be shown" in str(result.error)
+    assert list(pipeline.cache.entries()) == []
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/sys"), reason="needs /proc")
+def test_a_cache_dir_that_cannot_hold_folders_is_one_warning_naming_the_cause(tmp_path):
+    (result,) = Pipeline(SiteSettings.from_mapping({"cache_dir": "/proc/sys"})).run(FIGS[:1])
+    assert result.ok and result.source == "computed"
+    (warning,) = result.warnings
+    assert re.search(r"/proc/sys is not a writable folder|/proc/sys: permission denied", warning, re.I), warning
+    assert "disappearing" not in warning and "\n" not in warning

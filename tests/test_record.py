@@ -9,10 +9,15 @@ from attndocs.errors import CacheError
 from attndocs.record import AttentionRecord, Section, Side
 
 
+def _rows(weights: np.ndarray) -> np.ndarray:
+    """Weights as attention: each row sums to 1."""
+    return weights / weights.sum(-1, keepdims=True)
+
+
 def _record() -> AttentionRecord:
     rng = np.random.default_rng(0)
-    enc = rng.random((2, 3, 4, 4), dtype=np.float32)
-    dec = np.tril(rng.random((2, 3, 2, 2), dtype=np.float32))
+    enc = _rows(rng.random((2, 3, 4, 4), dtype=np.float32))
+    dec = _rows(np.tril(rng.random((2, 3, 2, 2), dtype=np.float32)))
     return AttentionRecord(
         model_id="org/model",
         revision="abc",
@@ -29,7 +34,7 @@ def _record() -> AttentionRecord:
             "encoder": Section("encoder", enc, "encoder", "encoder", query=rng.random((2, 3, 4, 8), dtype=np.float32),
                                key=rng.random((2, 3, 4, 8), dtype=np.float32), bias=enc.copy(), scale=1.0),
             "decoder": Section("decoder", dec, "decoder", "decoder", causal=True),
-            "cross": Section("cross", rng.random((2, 3, 2, 4), dtype=np.float32), "decoder", "encoder"),
+            "cross": Section("cross", _rows(rng.random((2, 3, 2, 4), dtype=np.float32)), "decoder", "encoder"),
         },
         neuron={"available": False, "reason": "partly"},
         versions={"torch": "x"},
@@ -72,3 +77,61 @@ def test_a_truncated_file_is_detected():
     data = _record().to_bytes()
     with pytest.raises(CacheError, match="damaged"):
         AttentionRecord.from_bytes(data[: len(data) // 2])
+
+
+def test_key_parts_round_trip_and_are_absent_when_unset(tmp_path):
+    record = _record()
+    assert "key_parts" not in record.metadata()  # records made outside the pipeline keep their bytes
+    record.key_parts = {"model": "org/model", "text": record.text}
+    loaded = AttentionRecord.from_bytes(record.to_bytes())
+    assert loaded.key_parts == record.key_parts
+
+
+def test_rows_of_low_precision_models_are_accepted():
+    # bfloat16 keeps 8 bits per weight: a row can sum to 1 +- 0.004.
+    record = _record()
+    record.sections["encoder"].attention = record.sections["encoder"].attention * np.float32(1.004)
+    record.check()
+    AttentionRecord.from_bytes(record.to_bytes())
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda r: r.sides["decoder"].display.pop(), "2 tokens but 1 display forms"),
+        (lambda r: setattr(r.sides["encoder"], "text_b_start", 9), "starts text B at 9"),
+        (lambda r: setattr(r.sections["encoder"], "bias", r.sections["encoder"].bias[:, :, :2]), "attention bias has the shape"),
+        (lambda r: setattr(r.sections["encoder"], "scale", 0.0), "scale is 0.0"),
+        (lambda r: setattr(r.sections["encoder"], "key", None), "query vectors without key vectors"),
+        (lambda r: setattr(r.sections["cross"], "rows", "encoder"), "reads 'encoder' x 'encoder' tokens, not decoder x encoder"),
+        (lambda r: r.sections.pop("cross"), "the sections encoder, decoder, cross"),
+        (lambda r: r.sides.update(extra=r.sides["decoder"]), "neither encoder nor decoder"),
+        (lambda r: setattr(r, "text", 5), "text is not a string"),
+    ],
+)
+def test_check_names_what_is_inconsistent(change, message):
+    from attndocs.record import RecordFormatError
+
+    record = _record()
+    record.check()
+    change(record)
+    with pytest.raises(RecordFormatError) as info:
+        record.check()
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "oversized", "symlink"])
+def test_load_reads_no_more_than_the_header_declares(tmp_path, damage):
+    good = tmp_path / "good.safetensors"
+    _record().save(good)
+    path = tmp_path / "r.safetensors"
+    data = good.read_bytes()
+    if damage == "truncated":
+        path.write_bytes(data[:-1])
+    elif damage == "oversized":
+        path.write_bytes(data + b" ")
+    else:
+        path.symlink_to(good)  # even to a good record: a link can lead anywhere (/dev/zero)
+    with pytest.raises(CacheError, match="header declares|symbolic link") as info:
+        AttentionRecord.load(path)
+    assert "damaged" in str(info.value)

@@ -93,11 +93,11 @@ def loader_spy(monkeypatch) -> list[tuple[str, dict[str, Any]]]:  # type: ignore
     return calls
 
 
-def test_transformers_is_told_trust_remote_code_false_by_default(tmp_path, tiny_model_dir, loader_spy):
+def test_transformers_is_told_trust_remote_code_false_by_default(tmp_path, fresh_model_copy, loader_spy):
     # Fresh copies: a model this process loaded before would be served without a new load.
     figures = [
-        FigureOptions(model=str(shutil.copytree(tiny_model_dir("bert"), tmp_path / "bert")), text="The cat sat."),
-        FigureOptions(model=str(shutil.copytree(tiny_model_dir("bert2bert"), tmp_path / "b2b")), text="The cat sat.",
+        FigureOptions(model=str(fresh_model_copy("bert", tmp_path / "bert")), text="The cat sat."),
+        FigureOptions(model=str(fresh_model_copy("bert2bert", tmp_path / "b2b")), text="The cat sat.",
                       target="It was tired."),
     ]
     pipeline = Pipeline(SiteSettings.from_mapping({"cache_dir": str(tmp_path / "cache")}))

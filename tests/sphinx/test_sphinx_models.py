@@ -6,8 +6,6 @@ through attention_model_aliases pointing at their folders.
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 from site_helpers import read_output, summary_of, warnings_of
 
@@ -78,11 +76,9 @@ def test_pages_of_every_family_are_identical_cold_and_warm(build, tiny_model_dir
     assert [name for name in before if before[name] != after.get(name)] == []
 
 
-def test_a_cold_build_loads_each_model_once_for_all_its_pages(build, tiny_model_dir, tmp_path):
+def test_a_cold_build_loads_each_model_once_for_all_its_pages(build, fresh_model_copy, tmp_path):
     # Fresh copies of two tiny models: no earlier test of this process has loaded them.
-    bert, gpt2 = tmp_path / "bert", tmp_path / "gpt2"
-    shutil.copytree(tiny_model_dir("bert"), bert)
-    shutil.copytree(tiny_model_dir("gpt2"), gpt2)
+    bert, gpt2 = fresh_model_copy("bert", tmp_path / "bert"), fresh_model_copy("gpt2", tmp_path / "gpt2")
     srcdir = tmp_path / "src"
     srcdir.mkdir()
     (srcdir / "conf.py").write_text('extensions = ["attndocs.sphinx_ext"]\n')
