@@ -19,14 +19,24 @@ An optional ``attndocs.toml`` beside the pages (or above them, naming them with
 
 The ```attention blocks are parsed by :mod:`attndocs.fence`, computed in one pipeline run
 for the whole site, and rendered by :mod:`attndocs.render`, as in every other front-end.
+
+Only what lies inside the pages' folder is published (symlinks out of it are not followed),
+and the site is written into a folder of its own beside the output, which replaces the
+previous site only once it is complete: a crash, Ctrl-C or a full disk leaves that as it was.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
+import os
 import posixpath
 import re
+import secrets
 import shutil
+import socket
+import stat
 import sys
 import time
 import xml.etree.ElementTree as etree
@@ -40,9 +50,9 @@ import jinja2
 import markdown
 from markdown.extensions import Extension
 from markdown.treeprocessors import Treeprocessor
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
-from .errors import OptionError
+from .errors import OptionError, OutputError
 from .fence import (
     FigureBatch,
     Problem,
@@ -230,44 +240,136 @@ def _out_path(src: PurePosixPath, taken: set[PurePosixPath]) -> PurePosixPath:
     return src.with_suffix(".html")
 
 
+@dataclass
+class StaticFile:
+    """A file published as it is: where it goes (relative to the output) and where it is read from."""
+
+    rel: PurePosixPath  # relative to docs_dir, as the author sees it (through any symlinks)
+    path: Path  # the resolved file inside docs_dir
+
+
 def discover(
     docs_dir: Path, skip: list[Path], problems: list[Problem] | None = None
-) -> tuple[list[SourcePage], list[PurePosixPath]]:
+) -> tuple[list[SourcePage], list[StaticFile]]:
     """Markdown pages and other files under ``docs_dir``, in navigation order.
 
-    Hidden files and folders, attndocs.toml and the folders in ``skip`` (the output and
-    the cache, when they lie inside) are left out. A page that is not valid UTF-8 is built
-    with U+FFFD in place of the bad bytes, and a warning naming its line goes to ``problems``.
+    Hidden files and folders, attndocs.toml and the folders in ``skip`` (the cache, when it
+    lies inside) are left out. A page that is not valid UTF-8 is built with U+FFFD in place
+    of the bad bytes, and a warning naming its line goes to ``problems``.
+
+    Only what lies inside ``docs_dir`` is read: a symlink whose target is outside it (a file
+    elsewhere, /proc/self/environ) is not followed, a link to a folder that contains it (a
+    cycle) or to a folder already entered through another link is not followed again, and
+    devices, FIFOs and sockets are never opened. Each is a warning in ``problems``.
     """
     pages: list[SourcePage] = []
-    statics: list[PurePosixPath] = []
+    statics: list[StaticFile] = []
+    root = docs_dir.resolve()
     skipped = {p.resolve() for p in skip}
+    linked: set[Path] = set()  # folders entered through a symlink: each at most once, so links cannot multiply the walk
 
-    def walk(folder: Path) -> None:
-        entries = sorted(folder.iterdir(), key=lambda p: _natural(p.name))
+    def warn(rel: PurePosixPath, message: str) -> None:
+        if problems is not None:
+            problems.append(Problem(rel.as_posix(), message))
+
+    def walk(folder: Path, real_folder: Path, chain: frozenset[Path]) -> None:
+        try:
+            entries = sorted(folder.iterdir(), key=lambda p: _natural(p.name))
+        except OSError as exc:
+            warn(PurePosixPath(folder.relative_to(docs_dir).as_posix()), f"cannot list this folder ({exc.strerror}); skipped")
+            return
         # A folder's index page first, so it claims index.html and leads the navigation.
-        entries.sort(key=lambda p: 0 if p.is_file() and p.stem.lower() == "index" else 1 if p.is_file() and p.stem.lower() == "readme" else 2)
+        entries.sort(key=lambda p: {"index": 0, "readme": 1}.get(p.stem.lower(), 2) if p.suffix.lower() in PAGE_SUFFIXES else 2)
         for entry in entries:
-            if entry.name.startswith(".") or entry.resolve() in skipped:
+            if entry.name.startswith("."):
                 continue
             rel = PurePosixPath(entry.relative_to(docs_dir).as_posix())
-            if entry.is_dir():
-                walk(entry)
+            found = _inside_entry(entry, real_folder / entry.name, root, rel, warn)
+            if found is None:
+                continue
+            real, mode, is_link = found
+            if real in skipped or any(s in real.parents for s in skipped):
+                continue
+            if stat.S_ISDIR(mode):
+                if is_link:
+                    if real in chain:
+                        warn(rel, "symlink to a folder that contains it (a link cycle); not followed")
+                        continue
+                    if real in linked:
+                        warn(rel, "symlink to a folder already published through another link; not followed")
+                        continue
+                    linked.add(real)
+                walk(entry, real, chain | {real})
+            elif not stat.S_ISREG(mode):
+                warn(rel, "not a regular file (a device, FIFO or socket); not published")
             elif entry.suffix.lower() in PAGE_SUFFIXES:
-                raw = _read_page(entry, rel, problems)
+                raw = _read_page(real, rel, problems)
+                if raw is None:
+                    continue
                 meta, text = _split_front_matter(normalise_newlines(raw))
                 taken = {p.out for p in pages}
                 title = meta.get("title") or page_title(text, _pretty(entry.name))
-                pages.append(SourcePage(rel, entry, _out_path(rel, taken), title, text))
+                pages.append(SourcePage(rel, real, _out_path(rel, taken), title, text))
             elif rel != PurePosixPath(CONFIG_NAME):
-                statics.append(rel)
+                statics.append(StaticFile(rel, real))
 
-    walk(docs_dir)
+    walk(docs_dir, root, frozenset({root}))
     return pages, statics
 
 
-def _read_page(path: Path, rel: PurePosixPath, problems: list[Problem] | None) -> str:
-    text, bad = decode_page(path.read_bytes())
+def _inside_entry(
+    entry: Path, real: Path, root: Path, rel: PurePosixPath, warn: Callable[[PurePosixPath, str], None]
+) -> tuple[Path, int, bool] | None:
+    """(resolved path, file mode, is a symlink) of an entry, or None (with a warning) when it may not be read."""
+    try:
+        info = entry.lstat()
+    except OSError as exc:
+        warn(rel, f"cannot be read ({exc.strerror}); skipped")
+        return None
+    if not stat.S_ISLNK(info.st_mode):
+        return real, info.st_mode, False
+    # realpath, not Path.resolve: it never raises on a loop of links, and the stat below says so.
+    target = Path(os.path.realpath(entry))
+    if target != root and root not in target.parents:
+        warn(rel, "symlink points outside the source folder; not followed")
+        return None
+    try:
+        info = target.stat()
+    except OSError:
+        warn(rel, "symlink points to nothing (or to a loop of links); skipped")
+        return None
+    return target, info.st_mode, True
+
+
+def _open_regular(path: Path) -> int:
+    """A read-only descriptor of ``path``, refused (OSError) unless it is a regular file.
+
+    Non-blocking, so that a FIFO put in place after discovery cannot hang the build, and
+    not following a last symlink, so that what is read is the file that was checked.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags | getattr(os, "O_BINARY", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _read_page(path: Path, rel: PurePosixPath, problems: list[Problem] | None) -> str | None:
+    try:
+        fd = _open_regular(path)
+        with os.fdopen(fd, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        if problems is not None:
+            problems.append(Problem(rel.as_posix(), f"cannot be read ({exc.strerror}); page skipped"))
+        return None
+    text, bad = decode_page(data)
     if bad is not None and problems is not None:
         problems.append(Problem(f"{rel}:{bad[0]}", bad[1]))
     return text
@@ -395,32 +497,266 @@ def _theme() -> _Theme:
     return _Theme(f"site.{_short_hash(css)}.css", css, template)
 
 
-def _prepare_out(out: Path, docs_dir: Path) -> None:
-    """Make ``out`` an empty folder, refusing to clear one this builder did not write."""
-    if out == docs_dir or out in docs_dir.parents:
+# -- the output folder --------------------------------------------------------------------
+# A build writes the whole site into a folder of its own beside the output and swaps it in
+# only when complete, so a crash, Ctrl-C or a full disk leaves the previous site as it was.
+# Its name says whose it is (host and process), so a later build can tell a folder left by a
+# killed build (removed) from one of a build still running (left alone).
+_HOST = hashlib.sha256(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:6]
+_STALE_AFTER = 24 * 3600  # seconds; past this, another host's leftover is taken as abandoned
+
+
+def _temp_name(out: Path, kind: str) -> str:
+    return f".{out.name}.attndocs-{kind}-{os.getpid()}-{_HOST}-{secrets.token_hex(4)}"
+
+
+def _temp_pattern(out: Path) -> re.Pattern[str]:
+    return re.compile(rf"\.{re.escape(out.name)}\.attndocs-(new|old)-(\d+)-([0-9a-f]{{6}})-[0-9a-f]{{8}}")
+
+
+def _abandoned(path: Path, pid: int, host: str) -> bool:
+    """True when the build that made ``path`` has ended (or, where that cannot be asked, a day ago)."""
+    if host == _HOST and os.name == "posix":  # on Windows os.kill would end the process, not ask
+        if pid == os.getpid():
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except OSError:
+            return False  # it exists, under another user
+        return False
+    try:  # another machine's build: its process cannot be asked, so only its age tells
+        info = path.lstat()
+    except OSError:
+        return False
+    return time.time() - max(info.st_mtime, info.st_ctime) > _STALE_AFTER
+
+
+def _clean_leftovers(out: Path) -> None:
+    """Remove what killed builds left beside (or inside) ``out``; bring back a site moved aside.
+
+    A build killed between moving the previous site aside and moving the new one in leaves
+    no ``out`` at all: the previous site is moved back. Only folders named as this builder
+    names its own are ever touched, and only when the build that made them has ended.
+    """
+    pattern = _temp_pattern(out)
+    folders = [out.parent] + ([out] if out.is_dir() else [])
+    found: list[tuple[Path, str]] = []
+    for folder in folders:
+        try:
+            names = [entry.name for entry in folder.iterdir()]
+        except OSError:
+            continue
+        for name in names:
+            match = pattern.fullmatch(name)
+            if match and _abandoned(folder / name, int(match.group(2)), match.group(3)):
+                found.append((folder / name, match.group(1)))
+    if not out.exists():
+        aside = sorted((p for p, kind in found if kind == "old" and (p / MARKER).is_file()), key=lambda p: p.stat().st_mtime)
+        if aside:
+            with contextlib.suppress(OSError):
+                os.rename(aside[-1], out)
+    for path, _ in found:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _within(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def _check_out(out: Path, docs_dir: Path, cache_dir: Path) -> None:
+    """Refuse an output folder this builder may not replace, before anything is computed.
+
+    Only an empty folder or an earlier attndocs site (it holds the marker file) is replaced;
+    never the pages' own folder, one that contains them or one inside them (each build
+    would publish the last); never one holding the cache (each build would throw the cache
+    away and publish it).
+    """
+    if _within(docs_dir, out):
         raise OptionError(f"the output folder {out} contains the pages themselves", "choose an output folder outside them")
+    if _within(out, docs_dir):
+        raise OptionError(
+            f"the output folder {out} is inside the pages folder {docs_dir}",
+            "choose an output folder outside it, or every build would publish the previous site",
+        )
+    if _within(cache_dir, out):
+        raise OptionError(
+            f"the cache folder {cache_dir} is inside the output folder {out}",
+            "keep the cache outside it (the default is .cache/attndocs beside attndocs.toml): "
+            "each build replaces the output folder, and it is published",
+        )
+    if cache_dir == docs_dir:
+        raise OptionError(f"the cache folder {cache_dir} is the pages folder", "the cache would be published; keep it outside")
     if out.exists():
         if not out.is_dir():
             raise OptionError(f"{out} exists and is not a folder")
-        entries = list(out.iterdir())
+        pattern = _temp_pattern(out)
+        try:
+            entries = [e for e in out.iterdir() if not pattern.fullmatch(e.name)]
+        except OSError as exc:
+            raise OptionError(f"cannot read the output folder {out}: {exc.strerror}") from None
         if entries and not (out / MARKER).is_file():
             raise OptionError(
                 f"{out} is not empty and was not written by attndocs build",
-                "choose a new or empty folder; attndocs build clears only folders it wrote",
+                "choose a new or empty folder; attndocs build replaces only folders it wrote",
             )
-        for entry in entries:
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
+
+
+def _disk_error(exc: OSError, path: Path) -> OutputError:
+    """One line for a failed write: the cause in words, and the file."""
+    if exc.errno in _FULL:
+        # A quota or a file size limit stops the build as a full disk does; the words say which.
+        detail = {errno.EFBIG: " (file size limit reached)", getattr(errno, "EDQUOT", -1): " (disk quota exceeded)"}
+        return OutputError(
+            f"no space left on the device while writing {path}{detail.get(exc.errno or 0, '')}",
+            "free some space and build again; nothing in the output folder was changed",
+        )
+    return OutputError(f"cannot write {path}: {exc.strerror or exc}", "nothing in the output folder was changed")
+
+
+_FULL = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+class _Staging:
+    """The folder a new site is written into, then swapped in whole for the previous one.
+
+    Normally beside ``out`` (a rename within one file system swaps it in). When ``out`` is a
+    mount point (a container's volume) it cannot be renamed, and when its parent may not be
+    written there is no beside: then the new site is staged inside ``out`` as a hidden folder
+    and moved in entry by entry, once everything is written.
+    """
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.inside = out.is_dir() and os.path.ismount(out)
+        self.path = self._home() / _temp_name(out, "new")
+        self.done = False
+
+    def _home(self) -> Path:
+        return self.out if self.inside else self.out.parent
+
+    def __enter__(self) -> _Staging:
+        try:
+            self._home().mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.mkdir()
+            except PermissionError:
+                if self.inside or not self.out.is_dir():
+                    raise
+                self.inside = True
+                self.path = self.out / self.path.name
+                self.path.mkdir()
+            if self.out.is_dir():  # the new folder gets the old one's permissions
+                os.chmod(self.path, stat.S_IMODE(self.out.stat().st_mode))
+        except OSError as exc:
+            raise _disk_error(exc, self.out) from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.done:  # failed or interrupted: the previous site stays, the new one goes
+            shutil.rmtree(self.path, ignore_errors=True)
+
+    def commit(self) -> None:
+        """Put the new site where the previous one was; the previous one is then removed."""
+        aside = self._home() / _temp_name(self.out, "old")
+        try:
+            if self.inside:
+                self._swap_entries(aside)
             else:
-                entry.unlink()
-    out.mkdir(parents=True, exist_ok=True)
+                self._swap_folder(aside)
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                aside.rmdir()  # emptied by the rollback; never removed while it holds anything
+            if isinstance(exc, OSError):
+                raise _disk_error(exc, self.out) from None
+            raise
+        self.done = True
+        shutil.rmtree(aside, ignore_errors=True)  # a leftover here is removed by the next build
+
+    def _swap_folder(self, aside: Path) -> None:
+        moved = False
+        if self.out.exists():
+            os.rename(self.out, aside)
+            moved = True
+        try:
+            os.rename(self.path, self.out)
+        except BaseException:
+            if moved:
+                os.rename(aside, self.out)
+            raise
+
+    def _swap_entries(self, aside: Path) -> None:
+        pattern = _temp_pattern(self.out)
+        aside.mkdir()
+        old = [e.name for e in self.out.iterdir() if not pattern.fullmatch(e.name)]
+        new = [e.name for e in self.path.iterdir()]
+        moved_old: list[str] = []
+        moved_new: list[str] = []
+        try:
+            for name in old:
+                os.rename(self.out / name, aside / name)
+                moved_old.append(name)
+            for name in new:
+                os.rename(self.path / name, self.out / name)
+                moved_new.append(name)
+        except BaseException:
+            for name in moved_new:  # put everything back as it was
+                os.rename(self.out / name, self.path / name)
+            for name in moved_old:
+                os.rename(aside / name, self.out / name)
+            raise
+        self.path.rmdir()
 
 
-def _write(path: Path, data: bytes | str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    path.write_bytes(data)
+class _SiteWriter:
+    """Writes the site's files under the staging folder; messages name them where they will be."""
+
+    def __init__(self, root: Path, shown: Path) -> None:
+        self.root = root
+        self.shown = shown
+
+    def write(self, rel: PurePosixPath | str, data: bytes | str) -> None:
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        path = self.root / rel
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "wb") as handle:
+                handle.write(data)
+        except OSError as exc:
+            raise _disk_error(exc, self.shown / rel) from None
+
+    def copy(self, rel: PurePosixPath, source: Path) -> str | None:
+        """Copy a source file; a file that cannot be read is a warning (returned), a failed write an error."""
+        try:
+            reader = os.fdopen(_open_regular(source), "rb")
+        except OSError as exc:
+            return f"cannot be read ({exc.strerror}); not published"
+        path = self.root / rel
+        with reader:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                writer = open(path, "wb")
+            except OSError as exc:
+                raise _disk_error(exc, self.shown / rel) from None
+            with writer:
+                while True:
+                    try:
+                        chunk = reader.read(1 << 20)
+                    except OSError as exc:
+                        writer.close()
+                        with contextlib.suppress(OSError):
+                            path.unlink()  # no partial copy is published
+                        return f"cannot be read ({exc.strerror}); not published"
+                    if not chunk:
+                        break
+                    try:
+                        writer.write(chunk)
+                    except OSError as exc:
+                        raise _disk_error(exc, self.shown / rel) from None
+        return None
 
 
 def build_site(
@@ -435,19 +771,25 @@ def build_site(
     """Build the site in ``src`` into ``out``; per-figure problems are in the report.
 
     ``overrides`` are SiteSettings values that win over attndocs.toml (the CLI's flags).
-    Raises :class:`OptionError` for a bad configuration or an output folder it may not use.
+    Raises :class:`OptionError` for a bad configuration or an output folder it may not use,
+    and :class:`OutputError` when the site cannot be written (a full disk). Either way,
+    and when interrupted, the previous site in ``out`` is left as it was: the new one is
+    written beside it and swapped in only once complete.
     """
     started = time.perf_counter()
     config = load_site_config(src, overrides)
     out = Path(out).resolve()
+    cache_dir = Path(config.settings.cache_dir or ".cache/attndocs").resolve()
+    _clean_leftovers(out)
+    _check_out(out, config.docs_dir, cache_dir)
     read_problems: list[Problem] = []
-    pages, statics = discover(config.docs_dir, skip=[out, Path(config.settings.cache_dir or "")], problems=read_problems)
+    pages, statics = discover(config.docs_dir, skip=[cache_dir], problems=read_problems)
     if not pages:
         raise OptionError(f"no Markdown pages (.md) in {config.docs_dir}")
-    _prepare_out(out, config.docs_dir)
 
     # 1. Every block of every page, stood in for by a token; 2. one pipeline run for them all.
-    batch = FigureBatch(base_dir=config.config_file.parent if config.config_file else Path.cwd())
+    base_dir = config.config_file.parent if config.config_file else Path.cwd()
+    batch = FigureBatch(base_dir=base_dir)
     texts = {}
     for page in pages:
         texts[page.src], _ = replace_blocks(page.text, lambda block, page=page: batch.add(page.src.as_posix(), block))
@@ -459,14 +801,42 @@ def build_site(
         batch.compute(pipeline or Pipeline(config.settings, progress=progress))
         outs = {p.src.as_posix(): p.out for p in pages}
         rendered = batch.render(embed=config.settings.embed, file_prefix=lambda page: _root_prefix(outs[page]) + STATIC)
+        _without_machine_paths(rendered, [(base_dir, ""), (cache_dir, "[cache]"), (Path.home(), "~")])
 
     # 3. Markdown, then the figures in place of their tokens; 4. the pages in the theme.
     indexes = _folder_indexes(pages)
     _convert(pages, texts, indexes, lambda html: batch.slots.fill(html, rendered.html) if rendered else html)
-    _write_site(out, config, pages, statics, indexes, rendered, title or config.title)
+    with _Staging(out) as staging:
+        copy_problems = _write_site(_SiteWriter(staging.path, out), pages, statics, indexes, rendered, title or config.title)
+        staging.commit()
     seconds = time.perf_counter() - started
-    problems = read_problems + (rendered.problems if rendered else [])
+    problems = read_problems + copy_problems + (rendered.problems if rendered else [])
     return BuildReport(out, len(pages), rendered, problems, seconds, models_in_memory() - loads_before, config.settings)
+
+
+def _without_machine_paths(rendered: RenderedBatch, roots: list[tuple[Path, str]]) -> None:
+    """Placeholders say why a figure failed, and a reason may name a model folder or the cache
+    by absolute path; the published page names them relative to the site's folder (or as
+    ``~`` and ``[cache]``) instead. The build log keeps the full paths.
+
+    ``roots``: (folder, what to say instead); "" means relative to it.
+    """
+    rules: list[tuple[re.Pattern[str], str, str]] = []
+    for root, name in sorted(roots, key=lambda item: -len(str(item[0]))):
+        if len(root.parts) < 2:  # never "/" itself: that would rewrite every path
+            continue
+        if name and any(_within(root, base) for base, relative in roots if not relative):
+            continue  # a cache beside attndocs.toml reads best relative to it (.cache/attndocs/...)
+        for text in dict.fromkeys([str(root), str(escape(str(root)))]):
+            # The folder itself, or followed by a separator; never a longer name it begins.
+            pattern = re.compile(re.escape(text) + r"(?:(/)|(?![\w.-]))")
+            rules.append((pattern, name + "/" if name else "", name or "."))
+    for token, fragment in rendered.html.items():
+        if "attndocs-failed" not in fragment[:200]:
+            continue  # figures themselves: their model's name is the model code's to show
+        for pattern, below, itself in rules:
+            fragment = pattern.sub(lambda m, below=below, itself=itself: below if m.group(1) else itself, fragment)
+        rendered.html[token] = fragment
 
 
 def _convert(
@@ -487,14 +857,14 @@ def _convert(
 
 
 def _write_site(
-    out: Path,
-    config: SiteConfig,
+    writer: _SiteWriter,
     pages: list[SourcePage],
-    statics: list[PurePosixPath],
+    statics: list[StaticFile],
     indexes: Mapping[PurePosixPath, tuple[str, list[tuple[str, str]]]],
     rendered: RenderedBatch | None,
     site_title: str,
-) -> None:
+) -> list[Problem]:
+    """Every file of the site; returns a warning for each source file that could not be read."""
     theme = _theme()
     nav, order = build_nav(pages)
     figure_pages = rendered.pages if rendered else set()
@@ -508,26 +878,29 @@ def _write_site(
             previous=order[position - 1] if position > 0 else None,
             next=order[position + 1] if position + 1 < len(order) else None,
         )
-        _write(out / page.out, html)
+        writer.write(page.out, html)
     for folder, (folder_title, children) in indexes.items():
         index = folder / "index.html"
         html = theme.template.render(
             **common, title=folder_title, root=_root_prefix(index), current=index.as_posix(), listing=children,
             assets="", content="", previous=None, next=None,
         )
-        _write(out / index, html)
-    for rel in statics:
-        target = out / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(config.docs_dir / rel, target)
+        writer.write(index, html)
+    problems = []
+    for static in statics:
+        failed = writer.copy(static.rel, static.path)
+        if failed:
+            problems.append(Problem(static.rel.as_posix(), failed))
     static_files = {theme.css_name: theme.css}
     if rendered:
         static_files.update(asset_files())
         static_files.update(rendered.files)
     for name, data in static_files.items():
-        _write(out / STATIC / name, data)
-    _write(out / ".nojekyll", b"")
-    _write(out / MARKER, b"Written by attndocs build, which clears this folder on every build.\n")
+        writer.write(STATIC + name, data)
+    writer.write(".nojekyll", b"")
+    # Last: a folder with the marker is a complete site, which the next build may replace.
+    writer.write(MARKER, b"Written by attndocs build, which replaces this folder on every build.\n")
+    return problems
 
 
 def _root_prefix(out: PurePosixPath) -> str:

@@ -180,3 +180,21 @@ def test_a_frozen_build_needs_no_torch(markdown_site, tiny_bert, tmp_path):
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     assert done.returncode == 1
     assert "new.md:3: " in done.stderr and "frozen" in done.stderr
+
+
+def test_the_default_cache_beside_attndocs_toml_is_never_published(markdown_site, tiny_bert, tmp_path):
+    """With attndocs.toml among the pages, the cache (.cache/attndocs) lies inside them: it is skipped."""
+    src = markdown_site({"index.md": "# Hi\n\n" + fig(model=tiny_bert)}, toml='title = "T"\n')
+    first = build_site(src, tmp_path / "out")
+    assert (src / ".cache" / "attndocs").is_dir() and first.batch.computed == 1
+    second = build_site(src, tmp_path / "out")
+    assert second.batch.cached == 1, "the cache survived the rebuild"
+    assert not [p for p in second.out.rglob("*") if p.suffix == ".safetensors" or ".cache" in p.parts]
+
+
+def test_output_folder_inside_the_pages_is_refused(markdown_site, tmp_path):
+    """Each build would otherwise publish the previous one (MkDocs refuses site_dir in docs_dir too)."""
+    src = markdown_site({"index.md": "# Hi\n"})
+    with pytest.raises(OptionError, match="is inside the pages folder"):
+        build_site(src, src / "site")
+    assert not (src / "site").exists()

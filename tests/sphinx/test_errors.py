@@ -110,7 +110,7 @@ def test_execution_mode_off_shows_placeholders_without_warnings(build, tmp_path)
         ("attention_execution_mode", "fast", r"attention_execution_mode = 'fast' in conf.py is not valid: expected one of auto, force, frozen, off"),
         ("attention_embed", "cdn", r"attention_embed = 'cdn' .* expected one of inline, file"),
         ("attention_model_aliases", ["bert"], r"attention_model_aliases = \['bert'\] .* expected a mapping of names to model ids"),
-        ("attention_max_tokens", 0, r"attention_max_tokens = 0 .* expected an integer >= 1"),
+        ("attention_max_tokens", 0, r"attention_max_tokens = 0 .* expected an integer from 1 to 4,096"),
     ],
 )
 def test_a_bad_setting_stops_the_build_at_once_naming_it(build, name, value, expected):
@@ -130,3 +130,12 @@ def test_myst_pages_report_bad_options_with_their_line(build, tmp_path):
     assert len(warnings) == 2
     assert re.search(r"index\.md:3: WARNING: attention figure: unknown option 'colour' .*\[attndocs\.options\]$", warnings[0])
     assert re.search(r"index\.md:9: WARNING: attention figure: option 'layer' has value 'two'.*\[attndocs\.options\]$", warnings[1])
+
+
+def test_a_cache_inside_the_output_folder_is_refused(build, tmp_path):
+    builddir = tmp_path / "out"
+    # SphinxTestApp writes HTML to <builddir>/html: a cache there would be published with it.
+    cache = builddir / "html" / "_cache"
+    with pytest.raises(ConfigError, match=r"attention_cache_dir .* is inside the output folder .* it would be published"):
+        build("basic", builddir=builddir, confoverrides={"attention_cache_dir": str(cache)}, do_build=False)
+    assert not cache.exists()
