@@ -48,6 +48,7 @@ class RenderedFigure:
     view: str
     files: dict[str, bytes] = field(default_factory=dict)
     payload_bytes: int = 0
+    name: str | None = None  # what links name (#<name>/...), for a figure with a name option
 
     def __str__(self) -> str:
         return self.html
@@ -130,14 +131,21 @@ def _env() -> jinja2.Environment:
 
 
 # -- ids ----------------------------------------------------------------------------------
+# Every figure id starts with this: the host page owns the bare names ("content", "main",
+# "search" ...), and a figure named like one of them must not take it over.
+ID_PREFIX = "attndocs-"
+
+
 def figure_id(options: FigureOptions, digest: str, used_ids: set[str] | None = None) -> str:
-    """``name`` made safe for an id, else ``attndocs-<content hash>``; unique within used_ids."""
+    """``attndocs-<name>`` (the name made safe for an id), else ``attndocs-<content hash>``.
+
+    Unique within ``used_ids`` (one set per page): a repeated name gets ``-2``, ``-3``.
+    The part after the prefix of a named figure is the name links use (:func:`link_name`).
+    """
     if options.name:
-        base = re.sub(r"[^A-Za-z0-9_.:-]+", "-", options.name.strip()).strip("-") or "figure"
-        if not re.match(r"[A-Za-z]", base):
-            base = "attndocs-" + base
+        base = ID_PREFIX + (re.sub(r"[^A-Za-z0-9_.:-]+", "-", options.name.strip()).strip("-") or "figure")
     else:
-        base = "attndocs-" + digest[:12]
+        base = ID_PREFIX + digest[:12]
     result = base
     if used_ids is not None:
         n = 2
@@ -146,6 +154,14 @@ def figure_id(options: FigureOptions, digest: str, used_ids: set[str] | None = N
             n += 1
         used_ids.add(result)
     return result
+
+
+def link_name(options: FigureOptions, fig_id: str) -> str | None:
+    """The name a link uses for a figure (``#<name>/layer=2``), or None for an unnamed one.
+
+    Links to an unnamed figure use its id (``#attndocs-<hash>/...``).
+    """
+    return fig_id[len(ID_PREFIX):] if options.name else None
 
 
 def _classes(options: FigureOptions) -> list[str]:
@@ -208,7 +224,9 @@ def render_figure(
     ``embed="inline"`` puts the payload in the page as base64 (works from file://);
     ``embed="file"`` returns it in ``files`` under a content-hashed name, fetched from
     ``file_prefix + name`` when the figure comes into view. ``used_ids`` (one set per page)
-    keeps ids unique when the same figure appears twice. Raises :class:`OptionError` when
+    keeps ids unique when the same figure appears twice. The element id is always
+    ``attndocs-...`` (see :func:`figure_id`); a named figure also carries its name for
+    links. Raises :class:`OptionError` when
     a layer or head option does not fit the record.
     """
     if embed not in EMBEDS:
@@ -216,6 +234,7 @@ def render_figure(
     payload = build_payload(record, options, hash_state=hash_state)
     digest = payload.digest()
     fig_id = figure_id(options, digest, used_ids)
+    name = link_name(options, fig_id)
     files: dict[str, bytes] = {}
     src = None
     body_b64 = ""
@@ -231,6 +250,7 @@ def render_figure(
     pairs = strongest_pairs(record, selection["layer"], selection["heads"]) if options.view != "summary" else []
     html = _env().get_template("figure.html").render(
         id=fig_id,
+        name=name,
         view=options.view,
         classes=_classes(options),
         display=options.display,
@@ -245,15 +265,19 @@ def render_figure(
         body_b64=body_b64,
         src=src,
     )
-    return RenderedFigure(html=html, id=fig_id, view=options.view, files=files, payload_bytes=len(payload.encoded))
+    return RenderedFigure(
+        html=html, id=fig_id, view=options.view, files=files, payload_bytes=len(payload.encoded), name=name
+    )
 
 
 def render_placeholder(message: str, options: FigureOptions | None = None, *, used_ids: set[str] | None = None) -> str:
     """A visible box in place of a figure that could not be made (the build goes on)."""
     options = options or FigureOptions()
     digest = hashlib.sha256(f"{message}\0{options.text}\0{options.view}".encode()).hexdigest()
+    fig_id = figure_id(options, digest, used_ids)
     return _env().get_template("placeholder.html").render(
-        id=figure_id(options, digest, used_ids),
+        id=fig_id,
+        name=link_name(options, fig_id),
         classes=_classes(options),
         message=message,
         alt=options.alt,

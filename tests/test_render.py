@@ -52,11 +52,14 @@ def test_figure_markup_carries_header_body_caption_and_fallback():
 def test_ids_come_from_the_name_or_the_content():
     record = synthetic_record("encoder", n=6)
     named = render_figure(record, FigureOptions(name="Fig: cat & mat"))
-    assert named.id == "Fig:-cat-mat"
+    # Always namespaced (the host page owns the bare names); links use the name.
+    assert named.id == "attndocs-Fig:-cat-mat" and named.name == "Fig:-cat-mat"
+    assert 'data-attndocs-name="Fig:-cat-mat"' in named.html
     first = render_figure(record, FigureOptions())
     again = render_figure(synthetic_record("encoder", n=6), FigureOptions())
     other = render_figure(synthetic_record("encoder", n=6, seed=1), FigureOptions())
-    assert first.id == again.id and first.id.startswith("attndocs-")
+    assert first.id == again.id and first.id.startswith("attndocs-") and first.name is None
+    assert "data-attndocs-name" not in first.html
     assert other.id != first.id
 
 
@@ -71,7 +74,23 @@ def test_used_ids_keep_repeated_figures_distinct():
     used: set[str] = set()
     record = synthetic_record("encoder", n=6)
     ids = [render_figure(record, FigureOptions(name="same"), used_ids=used).id for _ in range(3)]
-    assert ids == ["same", "same-2", "same-3"]
+    assert ids == ["attndocs-same", "attndocs-same-2", "attndocs-same-3"]
+
+
+def test_figure_ids_never_take_one_of_the_host_pages_ids():
+    """A figure named like the host's own elements ("content" is the site builder's <main>) keeps out of their way."""
+    record = synthetic_record("encoder", n=6)
+    used: set[str] = set()
+    for name in ("content", "main", "search", "constructor", "__proto__"):
+        fig = render_figure(record, FigureOptions(name=name), used_ids=used)
+        assert fig.id == f"attndocs-{name}" and fig.name == name
+        assert f'id="{name}"' not in fig.html
+    # Ids stay unique however names and content hashes meet on one page.
+    unnamed = render_figure(record, FigureOptions(), used_ids=used)
+    clash = render_figure(record, FigureOptions(name=unnamed.id.removeprefix("attndocs-")), used_ids=used)
+    assert clash.id != unnamed.id and clash.id.startswith("attndocs-")
+    placeholder = render_placeholder("broken", FigureOptions(name="content"), used_ids=used)
+    assert 'id="attndocs-content-2"' in placeholder and 'data-attndocs-name="content-2"' in placeholder
 
 
 def test_side_file_embedding():
@@ -96,7 +115,7 @@ def test_bad_layer_raises_an_option_error_for_the_front_end():
 
 def test_placeholder_is_escaped_and_marked_failed():
     html = render_placeholder("model '<x>' not found", FigureOptions(caption="<b>c</b>", name="p1"))
-    assert 'class="attndocs-figure attndocs-failed"' in html and 'id="p1"' in html
+    assert 'class="attndocs-figure attndocs-failed"' in html and 'id="attndocs-p1"' in html
     assert "&lt;x&gt;" in html and "&lt;b&gt;c&lt;/b&gt;" in html
     assert "data-attndocs-view" not in html  # the scripts leave it alone
 

@@ -52,14 +52,16 @@ def figure_html(translator: Any, node: attention_figure) -> str:
     options = node["options"]
     changes: dict[str, Any] = {}
     if node["ids"]:
-        # The element id must be the one Sphinx links to (:ref:, :numref:, permalinks).
+        # Sphinx's label is the figure's name (links: #<label>/layer=2); its element id is
+        # attndocs-<label>, and the label itself goes on an empty anchor just before it.
         changes["name"] = node["ids"][0]
     if options.caption and node["ids"]:
         changes["caption"] = _figure_number(translator, node) + options.caption
     if changes:
         options = options.replace(**changes)
-    # Further ids (a label just before the directive) become empty anchors, as Sphinx does.
-    anchors = "".join(f'<span id="{html.escape(i)}"></span>' for i in node["ids"][1:])
+    # Sphinx's ids become empty anchors, as Sphinx does for a label just before a directive:
+    # :ref:, :numref: and permalinks land on the figure, JavaScript or not.
+    anchors = "".join(f'<span id="{html.escape(i)}"></span>' for i in node["ids"])
     used = _used_ids(translator)
 
     def placeholder(message: str) -> str:

@@ -66,8 +66,8 @@ def test_figures_added_after_load_boot_too(figure_page, synthetic_record):
     probe = figure_page([(synthetic_record("encoder", n=6), {"view": "head"})])
     fragment = render_figure(synthetic_record("encoder", n=7, seed=9), FigureOptions(view="model", name="late")).html
     probe.page.evaluate("html => document.querySelector('main').insertAdjacentHTML('beforeend', html)", fragment)
-    probe.page.wait_for_function("() => document.getElementById('late').getAttribute('data-attndocs-status') === 'ready'")
-    assert probe.page.locator("#late .attndocs-thumb").count() == 72
+    probe.page.wait_for_function("() => document.getElementById('attndocs-late').getAttribute('data-attndocs-status') === 'ready'")
+    assert probe.page.locator("#attndocs-late .attndocs-thumb").count() == 72
 
 
 def test_placeholder_is_visible(figure_page, synthetic_record):
@@ -192,11 +192,11 @@ def test_side_file_payload_loads_when_scrolled_into_view(open_html, synthetic_re
     served = {**near.files, **far.files}
     probe = open_html(html, served=served, name="side.html")
     page = probe.page
-    page.wait_for_function("() => document.getElementById('near').getAttribute('data-attndocs-status') === 'ready'")
+    page.wait_for_function("() => document.getElementById('attndocs-near').getAttribute('data-attndocs-status') === 'ready'")
     assert list(near.files) == [n for n in probe.fetched if n.endswith(".bin")]
-    assert page.locator("#far").get_attribute("data-attndocs-status") == "waiting"
-    page.locator("#far").scroll_into_view_if_needed()
-    page.wait_for_function("() => document.getElementById('far').getAttribute('data-attndocs-status') === 'ready'")
+    assert page.locator("#attndocs-far").get_attribute("data-attndocs-status") == "waiting"
+    page.locator("#attndocs-far").scroll_into_view_if_needed()
+    page.wait_for_function("() => document.getElementById('attndocs-far').getAttribute('data-attndocs-status') === 'ready'")
     assert sorted(n for n in probe.fetched if n.endswith(".bin")) == sorted(served)
 
 
@@ -253,7 +253,7 @@ def test_removed_figures_are_released(figure_page, synthetic_record):
     probe = figure_page([(synthetic_record("encoder", n=6), {"view": "head"}),
                          (synthetic_record("encoder", n=7), {"view": "model", "name": "gone"})])
     assert probe.page.evaluate("attndocs.figures().length") == 2
-    probe.page.evaluate("document.getElementById('gone').remove()")
+    probe.page.evaluate("document.getElementById('attndocs-gone').remove()")
     probe.page.wait_for_function("() => attndocs.figures().length === 1")
     assert probe.page.evaluate("attndocs.figure('gone')") is None
 

@@ -28,7 +28,8 @@
 //
 //  The fig object
 //    fig.el         the <figure class="attndocs-figure"> element
-//    fig.id         its id (deterministic; derived from `name` or a content hash)
+//    fig.id         its element id (deterministic: "attndocs-" + name or content hash)
+//    fig.name       the name links use: data-attndocs-name, else fig.id
 //    fig.controls   <div> for the view's controls (selectors, buttons); export buttons are
 //                   appended by the core after the factory returns
 //    fig.body       <div> where the view draws
@@ -69,7 +70,7 @@
 //                              token goes to the URL hash
 //                     filter   "all" | "aa" | "bb" | "ab" | "ba" (sentence A/B, pairs only)
 //    fig.setState(patch)  merge, call view.update(changes), sync the URL hash
-//                   (#<fig.id>/layer=2&heads=0,3&token=q4&locked=1; written at once, or
+//                   (#<fig.name>/layer=2&heads=0,3&token=q4&locked=1; written at once, or
 //                   0.4 s after the last change of a long burst). Hover is cheap: it does
 //                   not touch the hash unless the token is locked.
 //    fig.colors()   {fg, bg, muted, grid, accent, pos, neg, heads: [css colours]} read from
@@ -102,6 +103,10 @@
 //    fmt(x) -> short number text;  clamp(x, lo, hi)
 //    roving(container, selector, {onMove(el, i), onEnter(el, i), vertical})
 //                              arrow-key focus movement over items (roving tabindex)
+//    has(obj, key) -> own property only;  own(obj, key) -> obj[key] when own, else undefined.
+//                              Use them for every lookup by a string that came from a link,
+//                              a page or a key press: "constructor" or "__proto__" must not
+//                              find Object.prototype's members.
 //    attndocs.DEQUANT        Float32Array(256): code -> weight
 //    attndocs.components.lines(fig, host, opts) -> the line (head-view) drawing, reusable
 //                              by other views (see 30-head.js for its options)
@@ -110,30 +115,51 @@
 //                              controls (encoder/decoder/cross, layer, sentence filter, heads)
 //    attndocs.download(blob, fileName)
 //
-//  Lifecycle
-//    attndocs.boot(root?) boots every not-yet-booted .attndocs-figure under root
-//    (document by default); it runs on DOMContentLoaded and for figures added later.
-//    attndocs.figure(idOrElement) -> fig (after it booted).
-//    The figure element gets data-attndocs-status = "waiting" (a side-file payload not yet
-//    near the viewport) | "loading" | "ready" | "error".
+//  Lifecycle (06-boot.js)
+//    attndocs.boot(root?) finds the .attndocs-figure elements under root (document by
+//    default) that it has not seen yet; it runs on DOMContentLoaded and for figures added
+//    later. A page of at most 32 inline figures starts them all at once; otherwise (and
+//    for side-file payloads always) a figure starts when it comes within a viewport height
+//    of the screen, or at once when a link targets it, the page is printed or focus moves
+//    into it. attndocs.figure(nameIdOrElement) -> fig once it started, else null;
+//    attndocs.figures() lists the started ones.
+//    The figure element gets data-attndocs-status = "waiting" (not near the viewport yet)
+//    | "loading" | "ready" | "error".
+//
+//  Names, ids and links (04-links.js)
+//    A figure with a `name` option carries data-attndocs-name="<name>" and the id
+//    "attndocs-<name>" (never the bare name: the host page owns its ids); an unnamed figure
+//    has the id "attndocs-<content hash>" and no name. Links say #<name>/key=value&... or
+//    #<id>/...; every value from a link is checked against the figure's own keys.
 // ======================================================================================
 
 var VERSION = "1";
 attndocs.version = VERSION;
 
-var views = {};
+var views = new Map();     // view name -> factory
 var figures = [];          // live fig objects, in boot order
 var byElement = new WeakMap();
 var util = attndocs.util = {};
 attndocs.components = {};
 
-attndocs.registerView = function (name, factory) {
-  views[name] = factory;
+var hasOwn = Object.prototype.hasOwnProperty;
+function has(obj, key) {
+  return obj != null && hasOwn.call(obj, key);
+}
+util.has = has;
+util.own = function (obj, key) {
+  return has(obj, key) ? obj[key] : undefined;
 };
 
+attndocs.registerView = function (name, factory) {
+  views.set(name, factory);
+};
+
+// By name (what links use) first, then by element id; or by the figure element.
 attndocs.figure = function (ref) {
   if (typeof ref === "string") {
-    for (var i = 0; i < figures.length; i++) if (figures[i].id === ref) return figures[i];
+    for (var i = 0; i < figures.length; i++) if (figures[i].name === ref) return figures[i];
+    for (var j = 0; j < figures.length; j++) if (figures[j].id === ref) return figures[j];
     return null;
   }
   return byElement.get(ref) || null;
@@ -169,10 +195,11 @@ function el(tag, attrs, children) {
 util.el = el;
 
 var colorProbe = null;
-var colorCache = {};
+var colorCache = new Map();  // a Map: colour names come from the host page's CSS
 // Any CSS colour -> [r, g, b, a]; the browser does the parsing so named colours work too.
 function parseColor(css) {
-  if (colorCache[css]) return colorCache[css];
+  var hit = colorCache.get(css);
+  if (hit) return hit;
   if (!colorProbe) colorProbe = document.createElement("canvas").getContext("2d");
   colorProbe.fillStyle = "#000";
   colorProbe.fillStyle = css;
@@ -183,7 +210,7 @@ function parseColor(css) {
     var m = v.match(/[\d.]+/g) || ["0", "0", "0"];
     out = [+m[0], +m[1], +m[2], m.length > 3 ? +m[3] : 1];
   }
-  colorCache[css] = out;
+  colorCache.set(css, out);
   return out;
 }
 util.parseColor = parseColor;
@@ -410,63 +437,6 @@ function watchThemes() {
   }
 }
 
-// -- URL hash state -----------------------------------------------------------------------
-// "#<figure id>/layer=2&heads=0,3&token=q4&locked=1": prose can link to one view state.
-function parseHash() {
-  var raw = window.location.hash.slice(1);
-  var slash = raw.indexOf("/");
-  if (slash < 0) return null;
-  var id, query;
-  try {
-    id = decodeURIComponent(raw.slice(0, slash));
-    query = raw.slice(slash + 1);
-  } catch (e) {
-    return null;
-  }
-  var values = {};
-  query.split("&").forEach(function (pair) {
-    var eq = pair.indexOf("=");
-    if (eq < 0) return;
-    try {
-      values[decodeURIComponent(pair.slice(0, eq))] = decodeURIComponent(pair.slice(eq + 1));
-    } catch (e) { /* a malformed pair is ignored, the rest still applies */ }
-  });
-  return { id: id, values: values };
-}
-
-function encodeValue(v) {
-  if (v === true) return "1";
-  if (v === false) return "0";
-  if (Array.isArray(v)) return v.join(",");
-  if (v && typeof v === "object") return v.side + v.index;
-  return String(v);
-}
-
-function decodeValue(text, like) {
-  if (typeof like === "boolean") return text === "1" || text === "true";
-  if (typeof like === "number") {
-    var n = Number(text);
-    return isFinite(n) ? n : undefined;
-  }
-  if (Array.isArray(like)) {
-    if (text === "") return [];
-    var arr = text.split(",").map(Number);
-    return arr.every(function (x) { return isFinite(x); }) ? arr : undefined;
-  }
-  return text;
-}
-
-function sameValue(a, b) {
-  if (a === b) return true;
-  if (Array.isArray(a) && Array.isArray(b)) {
-    if (a.length !== b.length) return false;
-    for (var i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-    return true;
-  }
-  if (a && b && typeof a === "object" && typeof b === "object") return a.side === b.side && a.index === b.index;
-  return false;
-}
-
 // -- decoding helpers (the payload layout lives in 10-payload.js) ----------------------
 var DEQUANT = new Float32Array(256);
 for (var qi = 0; qi < 256; qi++) DEQUANT[qi] = (qi / 255) * (qi / 255);
@@ -479,6 +449,7 @@ function Figure(root, header, body) {
   var fig = this;
   fig.el = root;
   fig.id = root.id || "attndocs-figure";
+  fig.name = root.getAttribute("data-attndocs-name") || fig.id;
   fig.header = header;
   fig._body = body;
   fig._themeCallbacks = [];
@@ -486,10 +457,13 @@ function Figure(root, header, body) {
   fig._cache = new Map();
   fig._cacheBytes = 0;
   fig._hashEnabled = header.options.hash !== false;
-  fig._defaults = {};
+  // Keyed by state keys, which links name: maps without a prototype, read with has().
+  fig._defaults = Object.create(null);
   // state key -> the values a hash link may set (views add theirs with defineState)
-  fig._allowed = { filter: ["all", "aa", "bb", "ab", "ba"] };
-  fig._transient = { token: true };
+  fig._allowed = Object.create(null);
+  fig._allowed.filter = ["all", "aa", "bb", "ab", "ba"];
+  fig._transient = Object.create(null);
+  fig._transient.token = true;
   fig.state = {};
   fig.view = null;
 
@@ -516,16 +490,16 @@ Figure.prototype.uid = function (suffix) {
 };
 
 Figure.prototype.section = function (name) {
-  return this.header.sections[name];
+  return util.own(this.header.sections, name);
 };
 Figure.prototype.rowSide = function (name) {
-  return this.header.sections[name].rows;
+  return this.section(name).rows;
 };
 Figure.prototype.colSide = function (name) {
-  return this.header.sections[name].cols;
+  return this.section(name).cols;
 };
 Figure.prototype.tokens = function (sideName) {
-  var side = this.header.sides[sideName];
+  var side = util.own(this.header.sides, sideName);
   return side ? side.display : [];
 };
 
@@ -582,18 +556,20 @@ Figure.prototype.extra = function (name) {
 
 Figure.prototype.defineState = function (defaults, allowed) {
   for (var key in defaults) {
+    if (!has(defaults, key)) continue;
     this._defaults[key] = defaults[key];
-    if (!(key in this.state)) this.state[key] = defaults[key];
+    if (!has(this.state, key)) this.state[key] = defaults[key];
   }
-  for (var name in allowed || {}) this._allowed[name] = allowed[name];
+  for (var name in allowed || {}) if (has(allowed, name)) this._allowed[name] = allowed[name];
   if (this._pendingHash) this._applyHashValues(this._pendingHash, true);
 };
 
 Figure.prototype.setState = function (patch, quiet) {
   var changes = {}, any = false, synced = false;
   for (var key in patch) {
+    if (!has(patch, key)) continue;
     var value = patch[key];
-    if (sameValue(this.state[key], value)) continue;
+    if (attndocs._links.same(util.own(this.state, key), value)) continue;
     this.state[key] = value;
     changes[key] = value;
     any = true;
@@ -636,15 +612,7 @@ Figure.prototype._scheduleHash = function () {
 
 Figure.prototype._writeHash = function () {
   if (!this._hashEnabled || !window.history || !history.replaceState) return;
-  var parts = [];
-  for (var key in this.state) {
-    if (this._transient[key] && !(key === "token" && this.state.locked)) continue;
-    var value = this.state[key];
-    if (value == null) continue;
-    if (key in this._defaults && sameValue(this._defaults[key], value)) continue;
-    parts.push(encodeURIComponent(key) + "=" + encodeURIComponent(encodeValue(value)));
-  }
-  var hash = "#" + encodeURIComponent(this.id) + "/" + parts.join("&");
+  var hash = attndocs._links.write(this);
   try {
     history.replaceState(history.state, "", hash);
   } catch (e) {
@@ -652,25 +620,10 @@ Figure.prototype._writeHash = function () {
   }
 };
 
-// Apply {key: text} from a URL hash; values that do not fit this figure are ignored.
+// Apply {key: text} from a URL hash (a map without a prototype); what does not fit this
+// figure is ignored (see 04-links.js).
 Figure.prototype._applyHashValues = function (values, initial) {
-  var patch = {}, header = this.header, state = this.state;
-  for (var key in values) {
-    if (!(key in state) && !(key in this._defaults)) continue;
-    var text = values[key], value;
-    if (key === "token") {
-      var m = /^([qk])(\d+)$/.exec(text);
-      if (!m) continue;
-      value = { side: m[1], index: +m[2] };
-    } else {
-      var like = key in this._defaults ? this._defaults[key] : state[key];
-      if (key === "heads") like = [];
-      value = decodeValue(text, like);
-    }
-    if (value === undefined) continue;
-    patch[key] = value;
-  }
-  patch = attndocs._validateState(this, patch);
+  var patch = attndocs._links.read(this, values);
   if (initial) {
     for (var k in patch) this.state[k] = patch[k];
   } else {
@@ -847,35 +800,15 @@ function addExportButtons(fig) {
   fig.controls.appendChild(box);
 }
 
-// Keep only values that fit the figure's header (hash links may be stale or hand-written).
-attndocs._validateState = function (fig, patch) {
-  var header = fig.header, out = {};
-  var sectionName = patch.section != null ? patch.section : fig.state.section;
-  if (patch.section != null && !header.sections[patch.section]) delete patch.section;
-  if (!header.sections[sectionName]) sectionName = header.sectionOrder[0];
-  var section = header.sections[sectionName];
-  for (var key in patch) {
-    var v = patch[key];
-    if (key === "layer" && section.layers.indexOf(v) < 0) continue;
-    if (key === "heads" && !(Array.isArray(v) && v.every(function (h) { return section.heads.indexOf(h) >= 0; }))) continue;
-    if (key === "token" && v) {
-      var n = v.side === "q" ? section.shape[0] : section.shape[1];
-      if (!(v.index >= 0 && v.index < n)) continue;
-    }
-    if (fig._allowed[key] && fig._allowed[key].indexOf(v) < 0) continue;
-    out[key] = v;
-  }
-  return out;
-};
-
 function initialState(header) {
   var order = header.sectionOrder;
   var section = header.sections[order[0]];
   var o = header.options;
+  var heads = attndocs._links.fitList(o.heads || section.heads, section.heads);
   return {
     section: order[0],
     layer: o.layer != null && section.layers.indexOf(o.layer) >= 0 ? o.layer : section.layers[0],
-    heads: (o.heads || section.heads).filter(function (h) { return section.heads.indexOf(h) >= 0; }),
+    heads: heads || [],
     token: null,
     locked: false,
     filter: "all",
@@ -892,7 +825,7 @@ function showError(figEl, message) {
 }
 
 function startFigure(figEl, header, body) {
-  var factory = views[header.view];
+  var factory = views.get(header.view);
   if (!factory) {
     showError(figEl, "this page's attndocs.js has no '" + header.view + "' view");
     return;
@@ -901,12 +834,15 @@ function startFigure(figEl, header, body) {
   byElement.set(figEl, fig);
   figures.push(fig);
   fig.state = initialState(header);
-  fig._defaults = {
+  var defaults = {
     section: fig.state.section, layer: fig.state.layer, heads: fig.state.heads.slice(), token: null,
     locked: false, filter: "all",
   };
-  var hash = parseHash();
-  if (hash && hash.id === fig.id) {
+  for (var key in defaults) fig._defaults[key] = defaults[key];
+  var links = attndocs._links;
+  var targeted = links.targetOf() === figEl;
+  var hash = targeted ? links.parse() : null;
+  if (hash) {
     fig._pendingHash = hash.values;
     fig._applyHashValues(hash.values, true);
   }
@@ -916,6 +852,7 @@ function startFigure(figEl, header, body) {
     fig.view = factory(fig) || {};
   } catch (err) {
     console.warn("attndocs: the " + header.view + " view failed", err);
+    forget(fig);
     showError(figEl, "the " + header.view + " view failed: " + (err && err.message));
     return;
   }
@@ -929,58 +866,33 @@ function startFigure(figEl, header, body) {
     }
   });
   figEl.setAttribute("data-attndocs-status", "ready");
-  if (hash && hash.id === fig.id && figEl.scrollIntoView) figEl.scrollIntoView({ block: "start" });
+  if (targeted && figEl.scrollIntoView) figEl.scrollIntoView({ block: "start" });
+}
+
+// A figure whose start failed leaves the registry, so nothing reaches a half-made view.
+function forget(fig) {
+  var i = figures.indexOf(fig);
+  if (i >= 0) figures.splice(i, 1);
+  byElement.delete(fig.el);
+  fig._hashQueued = null;
 }
 
 var booted = new WeakSet();
 
-function bootOne(figEl) {
+// Decode and draw one figure now; 06-boot.js decides when. An error anywhere on the way
+// shows in the figure (never a figure stuck "loading").
+attndocs._bootNow = function (figEl) {
   if (booted.has(figEl)) return;
   booted.add(figEl);
   figEl.setAttribute("data-attndocs-status", "loading");
   attndocs._loadPayload(figEl).then(function (payload) {
     startFigure(figEl, payload.header, payload.body);
-  }, function (err) {
-    console.warn("attndocs: cannot read a figure's payload", err);
+  }).catch(function (err) {
+    console.warn("attndocs: cannot start a figure", err);
+    var fig = byElement.get(figEl);
+    if (fig) forget(fig);
     showError(figEl, err && err.message ? err.message : String(err));
   });
-}
-
-attndocs.boot = function (root) {
-  var nodes = (root || document).querySelectorAll(".attndocs-figure[data-attndocs-view]");
-  for (var i = 0; i < nodes.length; i++) {
-    if (!booted.has(nodes[i])) attndocs._schedule(nodes[i], bootOne);
-  }
 };
 
-attndocs.start = function () {
-  if (attndocs._started) return attndocs.boot();
-  attndocs._started = true;
-  function go() {
-    attndocs.boot();
-    // Figures added later (notebook outputs, instant navigation) boot as they appear.
-    if (window.MutationObserver) {
-      new MutationObserver(function (records) {
-        var added = false, removed = false;
-        for (var i = 0; i < records.length; i++) {
-          if (records[i].addedNodes.length) added = true;
-          if (records[i].removedNodes.length) removed = true;
-        }
-        if (removed) sweepRemoved();
-        if (added) attndocs.boot();
-      }).observe(document.body || document.documentElement, { childList: true, subtree: true });
-    }
-    window.addEventListener("hashchange", function () {
-      // A link the reader followed wins over state changes still waiting to be written.
-      figures.forEach(function (f) { f._hashQueued = null; });
-      var hash = parseHash();
-      if (!hash) return;
-      var fig = attndocs.figure(hash.id);
-      if (!fig) return;
-      fig._applyHashValues(hash.values, false);
-      if (fig.el.scrollIntoView) fig.el.scrollIntoView({ block: "start" });
-    });
-  }
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", go);
-  else go();
-};
+attndocs._sweepRemoved = sweepRemoved;

@@ -2,7 +2,7 @@
 //
 // Each figure holds a hidden div.attndocs-data whose data-header attribute is the JSON
 // header and whose data-body is the base64 body (or data-src names a side file, fetched
-// only when the figure comes near the viewport). Data in
+// only when the figure comes near the viewport: see 06-boot.js). Data in
 // attributes, not <script> blocks: hosts that re-run a page's scripts (Material for
 // MkDocs' instant navigation copies inline scripts without their type) would execute
 // script blocks, and search indexers read their text. The body may be zlib-compressed
@@ -72,29 +72,6 @@ attndocs._loadPayload = function (figEl) {
   });
 };
 
-// Inline figures start at once; side-file figures wait until they come near the viewport
-// so a long page fetches only what its reader looks at.
-var lazyObserver = null;
-attndocs._schedule = function (figEl, boot) {
-  var node = dataNode(figEl);
-  if (!node || !node.getAttribute("data-src") || typeof IntersectionObserver === "undefined") {
-    boot(figEl);
-    return;
-  }
-  if (!lazyObserver) {
-    lazyObserver = new IntersectionObserver(function (entries) {
-      entries.forEach(function (entry) {
-        if (!entry.isIntersecting) return;
-        lazyObserver.unobserve(entry.target);
-        entry.target.__attndocsBoot(entry.target);
-      });
-    }, { rootMargin: "600px 0px" });
-  }
-  figEl.__attndocsBoot = boot;
-  figEl.setAttribute("data-attndocs-status", "waiting");
-  lazyObserver.observe(figEl);
-};
-
 function indexOf(list, value, what) {
   var i = list.indexOf(value);
   if (i < 0) throw new Error(what + " " + value + " is not in this figure's payload");
@@ -102,7 +79,7 @@ function indexOf(list, value, what) {
 }
 
 function sectionInfo(fig, name) {
-  var info = fig.header.sections[name];
+  var info = attndocs.util.own(fig.header.sections, name);
   if (!info) throw new Error("section " + name + " is not in this figure's payload");
   return info;
 }
@@ -182,7 +159,7 @@ attndocs._qk = function (fig, name, layer, head) {
 };
 
 attndocs._extra = function (fig, name) {
-  var block = fig.header.extras && fig.header.extras[name];
+  var block = attndocs.util.own(fig.header.extras, name);
   if (!block) return null;
   var codes = fig._body.subarray(block.offset, block.offset + block.length);
   var data = new Float32Array(codes.length);

@@ -120,7 +120,7 @@ function ranges(list) {
 attndocs._ranges = ranges;
 
 var SECTION_LABELS = { encoder: "Encoder", decoder: "Decoder", cross: "Cross" };
-attndocs._sectionLabel = function (name) { return SECTION_LABELS[name] || name; };
+attndocs._sectionLabel = function (name) { return util.own(SECTION_LABELS, name) || name; };
 
 // Mean attention of the selected heads from one token, for the live region.
 function describeToken(fig, pick, token) {

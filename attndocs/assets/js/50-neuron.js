@@ -10,7 +10,7 @@ var kit = attndocs.viewKit = {};
 kit.SECTION_LABELS = { encoder: "Encoder", decoder: "Decoder", cross: "Cross" };
 
 kit.sectionLabel = function (name) {
-  return kit.SECTION_LABELS[name] || name;
+  return util.own(kit.SECTION_LABELS, name) || name;
 };
 
 // Number of leading key columns query row i may attend to in a causal section (the same
@@ -141,6 +141,8 @@ function neuronView(fig) {
     ]));
     return { update: function () {} };
   }
+  // A link may only open a section this view can show (one with query/key vectors).
+  fig.defineState({}, { section: names });
   if (names.indexOf(fig.state.section) < 0) fig.setState({ section: names[0], token: null }, true);
 
   var pinned = null;          // the query shown while nothing is hovered (last locked one)

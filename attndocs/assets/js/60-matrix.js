@@ -201,8 +201,9 @@ function matrixView(fig) {
     });
     surface.addEventListener("keydown", function (e) {
       var moves = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
-      if (moves[e.key]) {
-        cursor = { r: util.clamp(cursor.r + moves[e.key][0], 0, rows - 1), c: util.clamp(cursor.c + moves[e.key][1], 0, cols - 1) };
+      var move = util.own(moves, e.key);
+      if (move) {
+        cursor = { r: util.clamp(cursor.r + move[0], 0, rows - 1), c: util.clamp(cursor.c + move[1], 0, cols - 1) };
         hover = cursor;
         fig.setState({ token: { side: "q", index: cursor.r } });
         paint();

@@ -28,6 +28,8 @@ function summaryView(fig) {
     stat: STATS.map(function (s) { return s.key; }), layout: ["grid", "table"],
   });
   var names = header.sectionOrder.filter(function (n) { return analysis[n]; });
+  // A link may only open a section that has statistics.
+  fig.defineState({}, { section: names });
   if (names.indexOf(fig.state.section) < 0) fig.setState({ section: names[0] }, true);
   var sort = { key: null, desc: false };
 
