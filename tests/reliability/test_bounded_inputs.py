@@ -63,6 +63,8 @@ def _build_raw(site: Site, monkeypatch: pytest.MonkeyPatch) -> str:
 
         # Sphinx colours its own warnings; without that, any ESC in the log came from a page.
         monkeypatch.setattr(sphinx._cli.util.colour, "_COLOURING_DISABLED", True)
+        # Under CI=true Sphinx redraws its progress line with ESC[2K and CR; no page put those there.
+        monkeypatch.setenv("NO_COLOR", "1")
         status, warning = io.StringIO(), io.StringIO()
         app = SphinxTestApp("html", srcdir=site.src, builddir=site.out.parent / "sphinx-build", status=status, warning=warning)
         try:
