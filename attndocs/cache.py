@@ -16,6 +16,14 @@ sharing one folder:
   entry is removed before :class:`DamagedEntryError` is raised, so it is never served.
 * Temporary files a killed writer left behind are invisible to reads and listings, and
   are removed by ``prune`` / ``clear`` / ``verify --fix`` once no live writer can own them.
+* An entry holds what the views need at the precision they show (record.py's cache form,
+  schema 2: attention as 8-bit square-root codes, query/key as float16, keys once per
+  key/value head), several times smaller than the float32 public record. An entry written
+  by an older attndocs (schema 1, float32) is still found under its key: it is verified,
+  converted to that precision (what a new entry would give) and rewritten in the compact
+  form where the cache is writable. The first one read in a process is reported as one
+  line on the ``attndocs`` logger (not a build warning: nothing is wrong with the figure);
+  ``converted`` lists them all.
 * Removal touches only what attndocs wrote, so pointing the cache at the wrong folder
   cannot delete someone's files: a file counts as an entry only under a key's exact name
   (``<2 hex>/<64 hex>.safetensors``), and then only when its header says it is an attndocs
@@ -34,6 +42,7 @@ import argparse
 import errno
 import hashlib
 import json
+import logging
 import os
 import re
 import secrets
@@ -47,8 +56,8 @@ from typing import Any, NoReturn
 
 from .errors import CacheError, DamagedEntryError, OptionError
 from .record import (
+    CACHE_SCHEMA_VERSION,
     FORMAT_NAME,
-    SCHEMA_VERSION,
     AttentionRecord,
     RecordFile,
     RecordFormatError,
@@ -58,9 +67,27 @@ from .record import (
 )
 from .text import escape_text
 
-__all__ = ["LOCAL_FOLDER", "CacheEntry", "RecordCache", "add_cache_commands", "cache_key", "default_cache_dir"]
+__all__ = [
+    "LOCAL_FOLDER",
+    "CacheEntry",
+    "RecordCache",
+    "VerifyReport",
+    "add_cache_commands",
+    "cache_key",
+    "default_cache_dir",
+    "old_format_message",
+]
+
+log = logging.getLogger("attndocs")
 
 SUFFIX = ".safetensors"
+# What a key's parts mean. Not the storage schema of an entry: when only the storage changes
+# (schema 1 float32 -> schema 2 compact), old entries keep their keys, so they are found and
+# converted instead of silently becoming misses that need the model again.
+KEY_SCHEMA = 1
+# The storage schema of entries written before the compact form: the float32 form that the
+# public record (record.SCHEMA_VERSION) still has.
+OLD_SCHEMA = 1
 # Written by the cache on top of record.py's tensor checksum, which does not cover the
 # metadata: without it a flipped byte inside the text or the tokens would be served.
 METADATA_CHECKSUM = "metadata_checksum"
@@ -78,6 +105,10 @@ _SHARD_RE = re.compile(r"[0-9a-f]{2}")
 _TEMP_RE = re.compile(r"\.(?P<key>[0-9a-f]{64})\.(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-[0-9a-f]+\.tmp")
 _WRITABLE_HINT = "set attention_cache_dir / --cache-dir to a writable folder"
 _READABLE_HINT = "make it readable, or set attention_cache_dir / --cache-dir to another folder"
+# Cache folders whose old-format entries this process has mentioned: one line per build,
+# however many entries and however many RecordCache objects a front-end makes (Sphinx
+# makes one per lookup of a page it did not read again).
+_TOLD_OLD_FORMAT: set[str] = set()
 _HOST = hashlib.sha256(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:8]
 
 
@@ -86,11 +117,12 @@ def cache_key(parts: Mapping[str, Any]) -> str:
 
     ``parts`` holds everything that changes the record (model id, resolved revision or
     content hash, text, text_b, target, tokenizer options, dtype, extraction options).
-    The record schema version is added as ``"schema"`` (overriding any given), so a new
-    record layout never reads an old entry. Key order, at any depth, does not matter.
+    The key schema is added as ``"schema"`` (overriding any given): it changes only when the
+    same parts must stop finding old entries, not when the storage form does. Key order, at
+    any depth, does not matter.
     """
     payload = dict(parts)
-    payload["schema"] = SCHEMA_VERSION
+    payload["schema"] = KEY_SCHEMA
     try:
         text = _canonical_json(payload)
     except (TypeError, ValueError) as exc:
@@ -128,11 +160,17 @@ class CacheEntry:
     target: str | None = None
     versions: dict[str, str] = field(default_factory=dict)
     has_qk: bool = False
+    schema: str = ""
     problem: str | None = None
 
     @property
     def damaged(self) -> bool:
         return self.problem is not None
+
+    @property
+    def old_format(self) -> bool:
+        """Written by an older attndocs in the float32 form: served after conversion, larger on disk."""
+        return not self.damaged and self.schema == str(OLD_SCHEMA)
 
     @property
     def preview(self) -> str:
@@ -158,6 +196,8 @@ class CacheEntry:
             "target": self.target,
             "versions": self.versions,
             "has_qk": self.has_qk,
+            "schema": self.schema,
+            "old_format": self.old_format,
             "damaged": self.damaged,
             "problem": self.problem,
         }
@@ -167,11 +207,25 @@ class _Damaged(Exception):
     """An entry's bytes are not a valid record for its key (internal; becomes CacheError)."""
 
 
+@dataclass
+class VerifyReport:
+    """What :meth:`RecordCache.verify_all` found: damaged entries, and entries of an older format.
+
+    An old-format entry is not damaged: it is read and converted, never served wrong.
+    """
+
+    damaged: list[tuple[Path, str]] = field(default_factory=list)
+    old: list[Path] = field(default_factory=list)
+
+
 class RecordCache:
     """The on-disk record cache rooted at ``root``. Creating one does not touch the disk."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
+        # Entries of an older format that get() converted, and whether each was rewritten
+        # in the compact form (not where the cache is read-only), in the order read.
+        self.converted: list[tuple[str, bool]] = []
 
     def __repr__(self) -> str:
         return f"RecordCache({str(self.root)!r})"
@@ -213,9 +267,17 @@ class RecordCache:
             self._damaged(key, path, opened.problem or "", opened.identity)
         assert opened.found is not None
         try:
-            record = _decode(opened.found.data, key, parts)
+            record, schema = _decode(opened.found.data, key, parts)
         except _Damaged as exc:
             self._damaged(key, path, str(exc), opened.identity)
+        if schema == str(OLD_SCHEMA):
+            # Verified in full above; converted, it is exactly what a new entry would hold.
+            record = record.as_cached()
+            self.converted.append((key, self._rewrite(record)))
+            if str(self.root) not in _TOLD_OLD_FORMAT:
+                _TOLD_OLD_FORMAT.add(str(self.root))
+                log.warning("attndocs: %s", old_format_message(key, self.converted[-1][1]))
+            return record
         try:
             # Last use, for least-recently-used pruning. A read-only cache (committed,
             # or mounted read-only in CI) still serves its entries.
@@ -223,6 +285,14 @@ class RecordCache:
         except OSError:
             pass
         return record
+
+    def _rewrite(self, record: AttentionRecord) -> bool:
+        """Store a converted old-format entry in the compact form; False where the cache is read-only."""
+        try:
+            self.put(record)
+        except (CacheError, OSError, ValueError):
+            return False  # still served: the old file is correct, only larger
+        return True
 
     def _damaged(self, key: str, path: Path, problem: str, identity: tuple[int, int] | None) -> NoReturn:
         if identity is not None and self._discard(path, identity):
@@ -237,8 +307,10 @@ class RecordCache:
     def put(self, record: AttentionRecord) -> Path:
         """Store ``record`` under ``record.key`` atomically and return the entry's path.
 
-        A record that contradicts itself (AttentionRecord.check) is refused with
-        :class:`CacheError`: every read would refuse it again.
+        The entry holds the record at the cache's precision (AttentionRecord.to_cache_bytes);
+        a later get() returns what ``record.as_cached()`` returns now. A record that
+        contradicts itself (AttentionRecord.check) is refused with :class:`CacheError`:
+        every read would refuse it again.
         """
         if not isinstance(record.key, str) or not record.key:
             raise ValueError("record.key must be set (use cache_key()) before the record is cached")
@@ -350,9 +422,15 @@ class RecordCache:
         """Read and verify every entry in full; the (path, problem) of each damaged one.
 
         Files attndocs did not write are looked at no further than their header and never
-        reported as damaged, so never removed (:meth:`strangers` lists them).
+        reported as damaged, so never removed (:meth:`strangers` lists them). Entries of an
+        older format are not damaged (:meth:`verify_all` lists them).
         """
-        problems = []
+        return self.verify_all().damaged
+
+    def verify_all(self) -> VerifyReport:
+        """Read and verify every entry in full: the damaged ones, and those of an older format."""
+        report = VerifyReport()
+        problems = report.damaged
         for path in self._entry_paths():
             try:
                 opened = _open_entry(path)
@@ -368,10 +446,37 @@ class RecordCache:
                 continue
             assert opened.found is not None
             try:
-                _decode(opened.found.data, path.stem)
+                _, schema = _decode(opened.found.data, path.stem)
             except _Damaged as exc:
                 problems.append((path, str(exc)))
-        return problems
+                continue
+            if schema == str(OLD_SCHEMA):
+                report.old.append(path)
+        return report
+
+    def upgrade(self, paths: list[Path]) -> list[tuple[Path, int, int]]:
+        """Rewrite old-format entries in the compact form: (path, bytes before, bytes after) of each.
+
+        Only entries of this cache that read back as good old-format records are rewritten;
+        the rest are left as they are (``verify`` reports them).
+        """
+        done = []
+        for path in paths:
+            if not (path.parent.parent == self.root and _is_entry_name(path.name, path.parent.name)):
+                continue
+            try:
+                opened = _open_entry(path)
+                if opened.state != "ok" or opened.found is None:
+                    continue
+                record, schema = _decode(opened.found.data, path.stem)
+            except (OSError, _Damaged):
+                continue
+            if schema != str(OLD_SCHEMA):
+                continue
+            before = opened.found.stat.st_size
+            self.put(record.as_cached())
+            done.append((path, before, path.stat().st_size))
+        return done
 
     def strangers(self) -> list[tuple[Path, str]]:
         """What lies in the cache folder that attndocs did not write, and why it is not taken for an entry.
@@ -433,7 +538,7 @@ class RecordCache:
             if opened.state == "damaged":
                 raise _Damaged(opened.problem or "damaged")
             assert opened.found is not None
-            return _decode(opened.found.data, path.stem), opened.found.meta
+            return _decode(opened.found.data, path.stem)[0], opened.found.meta
         except _Damaged as exc:
             raise CacheError(f"cache entry {path} is damaged: {exc}", "`attndocs cache verify --fix` removes it") from None
 
@@ -619,13 +724,14 @@ class RecordCache:
 
 # -- encoding and verification --------------------------------------------------------------
 def _encode(record: AttentionRecord) -> bytes:
-    return record.to_bytes()
+    return record.to_cache_bytes()
 
 
-def _decode(data: bytes, key: str, parts: Mapping[str, Any] | None = None) -> AttentionRecord:
-    """The record in ``data`` if it is a complete, undamaged, consistent entry for ``key``.
+def _decode(data: bytes, key: str, parts: Mapping[str, Any] | None = None) -> tuple[AttentionRecord, str]:
+    """The record in ``data`` and its storage schema, if it is a complete, undamaged, consistent entry for ``key``.
 
     ``parts``: what the reader computed ``key`` from; the record must come from those inputs.
+    An old-format entry (schema 1) comes back as it was written, float32: the caller converts.
     """
     try:
         meta = read_metadata_bytes(data, whole=True)
@@ -633,8 +739,9 @@ def _decode(data: bytes, key: str, parts: Mapping[str, Any] | None = None) -> At
         raise _Damaged(f"not a readable safetensors file ({_one_line(exc)})") from None
     if meta.get("format") != FORMAT_NAME:
         raise _Damaged("not an attndocs record")
-    if meta.get("schema") != str(SCHEMA_VERSION):
-        raise _Damaged(f"record schema {_one_line(meta.get('schema'))}, this attndocs reads schema {SCHEMA_VERSION}")
+    schema = meta.get("schema")
+    if schema not in (str(CACHE_SCHEMA_VERSION), str(OLD_SCHEMA)):
+        raise _Damaged(f"record schema {_one_line(schema)}, this attndocs reads schema {CACHE_SCHEMA_VERSION} (and {OLD_SCHEMA})")
     if meta.get(METADATA_CHECKSUM) != metadata_checksum(meta):
         raise _Damaged("its metadata does not match its checksum")
     if meta.get("cache_key") != key:
@@ -657,7 +764,20 @@ def _decode(data: bytes, key: str, parts: Mapping[str, Any] | None = None) -> At
         _check_origin(record, record.key_parts)
     if parts is not None:
         _check_origin(record, parts)
-    return record
+    return record, str(schema)
+
+
+def old_format_message(key: str, rewritten: bool) -> str:
+    """What a build says, once, when it read entries written by an older attndocs."""
+    then = (
+        "it was rewritten in the compact format, several times smaller: commit the rewritten cache"
+        if rewritten
+        else "the cache is read-only here, so it stays as it is: `attndocs cache verify --fix` where it is writable rewrites such entries"
+    )
+    return (
+        f"cache entry {key[:12]} (and any others like it in this build) was written by an older attndocs "
+        f"(float32, schema {OLD_SCHEMA}); it was verified and converted to the cache's precision, not recomputed; {then}"
+    )
 
 
 # The key parts that name a record field, and how a message calls them.
@@ -760,6 +880,7 @@ def _entry_from_meta(path: Path, stat: os.stat_result, meta: dict[str, str]) -> 
             target=json.loads(meta.get("target", "null")),
             versions={str(k): str(v) for k, v in versions.items()},
             has_qk=bool(isinstance(neuron, dict) and neuron.get("available")),
+            schema=str(meta.get("schema", "")),
         )
     except (ValueError, TypeError, AttributeError) as exc:
         base.problem = f"unreadable metadata ({_one_line(exc)})"
@@ -956,7 +1077,7 @@ def _cmd_ls(args: argparse.Namespace) -> int:
             rows.append([e.key[:12], "DAMAGED", "", "", "", format_size(e.size), _format_age(e.mtime, now), escape_text(e.problem or "")])
             continue
         tokens = "+".join(str(n) for n in e.side_tokens.values()) if len(e.side_tokens) > 1 else str(e.tokens)
-        qk = "+qk" if e.has_qk else ""
+        qk = ("+qk" if e.has_qk else "") + (" (old format)" if e.old_format else "")
         rows.append(
             [
                 e.key[:12],
@@ -977,6 +1098,9 @@ def _cmd_ls(args: argparse.Namespace) -> int:
     total = f"{len(entries)} {'entry' if len(entries) == 1 else 'entries'}, {format_size(sum(e.size for e in entries))} in {cache.root}"
     if damaged:
         total += f"; {damaged} damaged (`attndocs cache verify --fix` removes them)"
+    old = sum(e.old_format for e in entries)
+    if old:
+        total += f"; {old} in the older float32 format (`attndocs cache verify --fix` rewrites them, smaller)"
     print(total)
     return 0
 
@@ -986,6 +1110,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     path = cache.find(args.key)
     record, meta = cache.read_entry(path)
     stat = path.stat()
+    stored = _stored_tensors(path)
     lines = [
         ("key", path.stem),
         ("path", str(path)),
@@ -995,6 +1120,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         ("revision", escape_text(record.revision)),
         ("model type", escape_text(record.model_type)),
         ("kind", escape_text(record.kind)),
+        ("format", _format_line(meta)),
         ("text", escape_text(record.text)),
     ]
     if record.text_b is not None:
@@ -1008,9 +1134,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
     width = max(len(label) for label, _ in lines)
     for label, value in lines:
         print(f"{label.ljust(width)}  {value}")
-    print("tensors:")
-    for name, array in record.tensors().items():
-        print(f"  {name}  {array.dtype}  [{', '.join(str(n) for n in array.shape)}]")
+    print("tensors (as stored):")
+    for name, dtype, shape in stored:
+        print(f"  {name}  {dtype}  [{', '.join(str(n) for n in shape)}]")
     print("metadata:")
     for name in sorted(meta):
         print(f"  {name}: {escape_text(meta[name])}")
@@ -1021,19 +1147,49 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     cache = _cache_from_args(args)
     if _missing(cache):
         return 0
-    problems = cache.verify()
+    report = cache.verify_all()
+    problems = report.damaged
     count = sum(1 for _ in cache.entries())
     for path, problem in problems:
         print(f"damaged: {path}: {escape_text(problem)}")
+    for path in report.old:
+        print(f"old format: {path}: written by an older attndocs (float32, schema {OLD_SCHEMA}); builds read and convert it")
     if args.fix:
         for path in cache.remove_damaged(problems):
             what = "leftover temporary file" if path.name.startswith(".") else "damaged entry"
             print(f"removed {what} {path}")
+        for path, before, after in cache.upgrade(report.old):
+            print(f"rewrote {path} in the compact format ({format_size(before)} -> {format_size(after)})")
     _mention_strangers(cache)
-    print(f"checked {count} {'entry' if count == 1 else 'entries'} in {cache.root}: {len(problems)} damaged")
+    summary = f"checked {count} {'entry' if count == 1 else 'entries'} in {cache.root}: {len(problems)} damaged"
+    if report.old:
+        summary += f", {len(report.old)} in the older format" + (" (rewritten)" if args.fix else "")
+    print(summary)
     if problems and not args.fix:
         print("`attndocs cache verify --fix` removes damaged entries; the next build recomputes them")
+    if report.old and not args.fix:
+        print("`attndocs cache verify --fix` rewrites old-format entries in the compact format, without the model")
     return 1 if problems else 0
+
+
+def _format_line(meta: dict[str, str]) -> str:
+    schema = meta.get("schema", "")
+    if schema == str(OLD_SCHEMA):
+        return f"float32, schema {schema} (written by an older attndocs; `attndocs cache verify --fix` rewrites it compact)"
+    return f"compact, schema {escape_text(schema)}: attention 8-bit square-root codes, query/key float16"
+
+
+def _stored_tensors(path: Path) -> list[tuple[str, str, list[int]]]:
+    """(name, dtype, shape) of each tensor as the entry's header lists it."""
+    head = read_record_file(path, header_only=True).data
+    size = int.from_bytes(head[:8], "little")
+    header = json.loads(head[8 : 8 + size].decode("utf-8"))
+    names = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "U8": "uint8", "I8": "int8"}
+    return [
+        (name, names.get(info["dtype"], info["dtype"].lower()), list(info["shape"]))
+        for name, info in sorted(header.items())
+        if name != "__metadata__"
+    ]
 
 
 def _cmd_prune(args: argparse.Namespace) -> int:

@@ -3,8 +3,18 @@
 A record holds the token sequences a model saw ("sides": ``encoder`` and/or ``decoder``)
 and one or more attention "sections" over them (``encoder``, ``decoder``, ``cross``), as
 numpy arrays. It is what the cache stores, what ``attndocs extract`` writes and what the
-views read. The file is plain safetensors (no pickle) with string metadata; the format is
-public and documented in the README, so users can analyse it with numpy alone.
+views read. The file is plain safetensors (no pickle) with string metadata, in two forms:
+
+* the public record (schema 1, ``to_bytes``: what ``attndocs extract -o`` writes): float32
+  arrays exactly as extracted, documented in docs/record-format.md so that users can analyse
+  it with numpy alone;
+* the cache entry (schema 2, ``to_cache_bytes``): the same metadata, arrays at the precision
+  the views show (attention as 8-bit square-root codes, query/key as float16, keys once per
+  key/value head; see compact.py and docs/cache.md), a few times smaller.
+
+Both read back as float32 arrays. ``precision`` says which a record in memory holds: a record
+read from a cache entry, or made by :meth:`AttentionRecord.as_cached`, is "cache" (what the
+pipeline renders, computed or not, so that cold and warm builds are byte-identical).
 
 Every record read from a file is read bounded (read_record_file: no symbolic links, no
 byte past the size the header declares) and checked against itself (AttentionRecord.check)
@@ -26,10 +36,30 @@ from typing import Any
 
 import numpy as np
 
+from .compact import (
+    ATTENTION_ENCODING,
+    attention_error_bound,
+    decode_attention,
+    decode_bias,
+    decode_vectors,
+    encode_attention,
+    encode_bias,
+    encode_vectors,
+    expand_key_heads,
+    shared_key_heads,
+)
 from .errors import CacheError
 
+# The public record's schema. The cache key is not tied to either (cache.KEY_SCHEMA), so an
+# entry of an older storage form is still found, and converted instead of recomputed.
 SCHEMA_VERSION = 1
+# A cache entry's schema: 2 is the compact form; 1, an entry written before it, is the public form.
+CACHE_SCHEMA_VERSION = 2
 FORMAT_NAME = "attndocs.record"
+# What a record's arrays hold: exactly what the model gave, or the cache's display precision.
+EXACT = "exact"
+CACHED = "cache"
+PRECISIONS = (EXACT, CACHED)
 SECTION_NAMES = ("encoder", "decoder", "cross")
 SECTION_TENSORS = ("attention", "query", "key", "bias")
 SIDE_NAMES = ("encoder", "decoder")
@@ -135,6 +165,9 @@ class AttentionRecord:
     # that a record copied under another figure's key is recognised. None: not recorded
     # (a record made outside the pipeline, or an entry written before it was stored).
     key_parts: dict[str, Any] | None = None
+    # EXACT: arrays as the model gave them. CACHED: at the cache's precision (read from an
+    # entry, or as_cached()); its attention rows sum to 1 only within the companding error.
+    precision: str = EXACT
 
     # -- conveniences -------------------------------------------------------------
     @property
@@ -160,6 +193,10 @@ class AttentionRecord:
         return out
 
     def metadata(self) -> dict[str, str]:
+        """The public record's string metadata (schema 1; docs/record-format.md)."""
+        return self._metadata(SCHEMA_VERSION)
+
+    def _metadata(self, schema: int) -> dict[str, str]:
         sides = self.sides
         text_b_start = next((s.text_b_start for s in sides.values() if s.text_b_start is not None), None)
         values: dict[str, Any] = {
@@ -182,7 +219,7 @@ class AttentionRecord:
         meta.update(
             {
                 "format": FORMAT_NAME,
-                "schema": str(SCHEMA_VERSION),
+                "schema": str(schema),
                 "model_id": self.model_id,
                 "revision": self.revision,
                 "model_type": self.model_type,
@@ -193,7 +230,55 @@ class AttentionRecord:
         if self.key_parts is not None:
             # Only when set: records without it keep exactly the bytes they always had.
             meta["key_parts"] = _dumps(self.key_parts)
+        if self.precision != EXACT and schema == SCHEMA_VERSION:
+            # A public file of a record read from the cache says so (its attention rows are
+            # checked with the companding's slack); exact records keep their bytes.
+            meta["precision"] = self.precision
         return meta
+
+    def cache_parts(self) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+        """The tensors and metadata of this record's cache entry (schema 2), without checksums.
+
+        Attention as 8-bit square-root codes (a causal section's kept triangle only), query
+        and key vectors as float16 with repeated key heads stored once, a bias as float16
+        (once when every layer shares it). See compact.py and docs/cache.md.
+        """
+        tensors: dict[str, np.ndarray] = {}
+        storage: dict[str, dict[str, Any]] = {}
+        for name, section in self.sections.items():
+            tensors[f"{name}.attention"] = encode_attention(section.attention, bool(section.causal))
+            info: dict[str, Any] = {"key_heads": None, "bias_shared": False}
+            if section.query is not None:
+                tensors[f"{name}.query"] = encode_vectors(section.query)
+            if section.key is not None:
+                tensors[f"{name}.key"], info["key_heads"] = shared_key_heads(encode_vectors(section.key))
+            if section.bias is not None:
+                tensors[f"{name}.bias"], info["bias_shared"] = encode_bias(section.bias)
+            storage[name] = info
+        meta = self._metadata(CACHE_SCHEMA_VERSION)
+        meta["storage"] = _dumps({"attention": ATTENTION_ENCODING, "vectors": "float16", "bias": "float16", "sections": storage})
+        return tensors, meta
+
+    def to_cache_bytes(self) -> bytes:
+        """This record as a cache entry: :meth:`cache_parts` with checksums, as safetensors."""
+        tensors, meta = self.cache_parts()
+        meta["checksum"] = tensor_checksum(tensors)
+        meta["metadata_checksum"] = metadata_checksum(meta)
+        return safetensors_bytes(tensors, meta)
+
+    def as_cached(self) -> AttentionRecord:
+        """This record exactly as its cache entry reads back: float32 arrays at the cache's precision.
+
+        The pipeline renders this, not the record the model gave, whether the cache is
+        writable or not, so that a figure computed now and the same figure served from the
+        cache later are byte-identical. Idempotent: a record read from the cache comes back
+        equal. The same decoding as a file read, minus the serialisation.
+        """
+        tensors, meta = self.cache_parts()
+        try:
+            return type(self)._from_parts(meta, tensors)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise RecordFormatError(f"it cannot be stored ({_one_line(exc)})") from None
 
     # -- consistency ----------------------------------------------------------------------
     def check(self) -> None:
@@ -214,6 +299,8 @@ class AttentionRecord:
                 raise RecordFormatError(f"its {name} metadata is not a mapping")
         if self.kind not in KIND_SECTIONS:
             raise RecordFormatError(f"its kind {self.kind!r} is not one of {', '.join(KIND_SECTIONS)}")
+        if self.precision not in PRECISIONS:
+            raise RecordFormatError(f"its precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
         if not self.sides:
             raise RecordFormatError("it has no tokens")
         for name, side in self.sides.items():
@@ -224,7 +311,7 @@ class AttentionRecord:
                 f"a {self.kind} record has the sections {', '.join(expected)}, this one {', '.join(self.sections) or 'none'}"
             )
         for name, section in self.sections.items():
-            _check_section(name, section, self.sides)
+            _check_section(name, section, self.sides, companded=self.precision == CACHED)
         if self.neuron.get("available") and not self.has_qk:
             raise RecordFormatError("its neuron view is marked available but it lacks query/key vectors")
 
@@ -233,6 +320,7 @@ class AttentionRecord:
         Path(path).write_bytes(self.to_bytes())
 
     def to_bytes(self) -> bytes:
+        """The public record file (schema 1): float32 arrays as they are in memory."""
         tensors = self.tensors()
         meta = self.metadata()
         meta["checksum"] = tensor_checksum(tensors)
@@ -252,6 +340,7 @@ class AttentionRecord:
 
     @classmethod
     def from_bytes(cls, data: bytes, source: str = "<bytes>") -> AttentionRecord:
+        """Read and verify a public record or a cache entry; arrays come back as float32."""
         from safetensors.numpy import load
 
         try:
@@ -261,8 +350,10 @@ class AttentionRecord:
             raise CacheError(f"{source} is damaged: {_one_line(exc)}") from exc
         if meta.get("format") != FORMAT_NAME:
             raise CacheError(f"{source} is not an attndocs record")
-        if meta.get("schema") != str(SCHEMA_VERSION):
-            raise CacheError(f"{source} has record schema {meta.get('schema')}, expected {SCHEMA_VERSION}")
+        if meta.get("schema") not in (str(SCHEMA_VERSION), str(CACHE_SCHEMA_VERSION)):
+            raise CacheError(
+                f"{source} has record schema {_one_line(meta.get('schema'))}, expected {SCHEMA_VERSION} or {CACHE_SCHEMA_VERSION}"
+            )
         if meta.get("metadata_checksum") != metadata_checksum(meta):
             raise CacheError(f"{source} is damaged: its metadata does not match its checksum")
         if meta.get("checksum") != tensor_checksum(tensors):
@@ -294,11 +385,21 @@ class AttentionRecord:
             sides["encoder"].text_b_start = int(values["text_b_start"])
         elif values["text_b_start"] is not None:
             next(iter(sides.values())).text_b_start = int(values["text_b_start"])
+        compact = meta.get("schema") == str(CACHE_SCHEMA_VERSION)
+        if compact:
+            precision = CACHED
+            storage = json.loads(meta["storage"])
+            if not isinstance(storage, dict) or storage.get("attention") != ATTENTION_ENCODING:
+                raise RecordFormatError("its storage metadata does not describe 8-bit square-root attention")
+        else:
+            precision = meta.get("precision", EXACT)
+            if precision not in PRECISIONS:
+                raise RecordFormatError(f"its precision {precision!r} is not one of {', '.join(PRECISIONS)}")
         sections = {}
         used: set[str] = set()
         for name, info in sorted(values["sections"].items(), key=lambda item: _canonical_rank(item[0])):
             used.update(f"{name}.{tensor}" for tensor in SECTION_TENSORS)
-            sections[name] = Section(
+            section = Section(
                 name=name,
                 attention=tensors[f"{name}.attention"],
                 rows=info["rows"],
@@ -309,6 +410,9 @@ class AttentionRecord:
                 bias=tensors.get(f"{name}.bias"),
                 scale=info.get("scale"),
             )
+            if compact:
+                section = _decode_section(section, sides, storage["sections"][name])
+            sections[name] = section
         stray = sorted(set(tensors) - used)
         if stray:
             raise RecordFormatError(f"its tensor {stray[0]} belongs to no section")
@@ -330,7 +434,34 @@ class AttentionRecord:
             extraction=values["extraction"],
             key=meta.get("cache_key", ""),
             key_parts=key_parts,
+            precision=precision,
         )
+
+
+def _decode_section(stored: Section, sides: dict[str, Side], info: Any) -> Section:
+    """A cache entry's section (codes, float16, kept key heads) as float32 arrays.
+
+    Sizes come from the tokens, so a file whose tensors disagree with them is refused here,
+    before anything is allocated from what the tensors claim.
+    """
+    name = stored.name
+    if not isinstance(info, dict):
+        raise RecordFormatError(f"its storage metadata has no entry for the {name} section")
+    for side in (stored.rows, stored.cols):
+        if side not in sides:
+            raise RecordFormatError(f"its {name} section needs the {side} tokens, which it does not have")
+    rows, cols = len(sides[stored.rows]), len(sides[stored.cols])
+    try:
+        attention = decode_attention(stored.attention, rows, cols, stored.causal)
+        query = None if stored.query is None else decode_vectors(stored.query)
+        key = None
+        if stored.key is not None:
+            heads = attention.shape[1]
+            key = expand_key_heads(decode_vectors(stored.key), info.get("key_heads"), heads)
+        bias = None if stored.bias is None else decode_bias(stored.bias, attention.shape[0], bool(info.get("bias_shared")))
+    except ValueError as exc:
+        raise RecordFormatError(f"its {name} {exc}") from None
+    return Section(name, attention, stored.rows, stored.cols, stored.causal, query, key, bias, stored.scale)
 
 
 def _canonical_rank(name: str) -> tuple[int, str]:
@@ -596,7 +727,7 @@ def _check_side(name: str, side: Side) -> None:
         raise RecordFormatError(f"its {name} side starts text B at {start!r}, outside 0..{n}")
 
 
-def _check_section(name: str, section: Section, sides: dict[str, Side]) -> None:
+def _check_section(name: str, section: Section, sides: dict[str, Side], *, companded: bool = False) -> None:
     rows, cols = SECTION_SIDES[name]
     if (section.rows, section.cols) != (rows, cols):
         raise RecordFormatError(f"its {name} section reads {section.rows!r} x {section.cols!r} tokens, not {rows} x {cols}")
@@ -623,10 +754,14 @@ def _check_section(name: str, section: Section, sides: dict[str, Side]) -> None:
     low, high = float(attention.min()), float(attention.max())
     if not (low >= -tol and high <= 1 + tol):  # written so that NaN fails too
         raise RecordFormatError(f"its {name} attention has weights outside 0..1 ({low:.3g} to {high:.3g})")
-    sums = attention.sum(axis=-1, dtype=np.float64)
-    worst = float(np.max(np.abs(sums - 1.0)))
+    off = np.abs(attention.sum(axis=-1, dtype=np.float64) - 1.0)
+    worst = float(np.max(off))
     if not worst <= tol:
-        raise RecordFormatError(f"its {name} attention has rows that do not sum to 1 (off by up to {worst:.3g})")
+        # Companded weights (cache precision) drift by what 8 bits allow each of them, a
+        # long flat row by several percent: the rows past the plain tolerance get that slack.
+        loose = ~(off <= tol)  # NaN sums included
+        if not (companded and bool(np.all(off[loose] <= tol + attention_error_bound(attention[loose])))):
+            raise RecordFormatError(f"its {name} attention has rows that do not sum to 1 (off by up to {worst:.3g})")
     if section.causal and n_rows > 1 and float(np.abs(np.triu(attention, 1)).max()) > tol:
         raise RecordFormatError(f"its {name} section is causal but has weights above the diagonal")
     _check_qk(name, section, layers, heads, n_rows, n_cols)

@@ -1,4 +1,9 @@
-"""The record cache: keys, verified reads, atomic writes, damage, kills and concurrent writers."""
+"""The record cache: keys, verified reads, atomic writes, damage, kills and concurrent writers.
+
+An entry holds the record at the cache's precision (record.py's cache form): what a get()
+returns is ``record.as_cached()`` of what was put. Crafted damage is tried in that form and,
+where the cache still reads it, in the form an older attndocs wrote (schema 1, float32).
+"""
 
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ import attndocs.cache as cache_module
 from attndocs.cache import RecordCache, cache_key
 from attndocs.errors import CacheError, DamagedEntryError
 from attndocs.record import (
+    CACHED,
     AttentionRecord,
     Section,
     Side,
@@ -50,12 +56,15 @@ def make_record(
     heads: int = 3,
     n: int = 5,
     qk: bool = False,
+    kv_heads: int | None = None,
     seed: int = 0,
 ) -> AttentionRecord:
     """A small synthetic encoder record; its key defaults to one derived from model and text.
 
     A derived key comes with the parts it was computed from (stored in the entry, as the
     pipeline stores them); a given key comes without, like an entry of an older attndocs.
+    ``kv_heads``: keys of a grouped-query model, each repeated for the query heads it serves
+    (as the neuron adapters give them).
     """
     parts = {**BASE_PARTS, "model": model_id, "text": text, "extraction": {"qk": qk}}
     rng = np.random.default_rng(seed)
@@ -67,6 +76,9 @@ def make_record(
     if qk:
         section.query = rng.standard_normal((layers, heads, n, 4), dtype=np.float32)
         section.key = rng.standard_normal((layers, heads, n, 4), dtype=np.float32)
+        if kv_heads is not None:
+            shared = rng.standard_normal((layers, kv_heads, n, 4), dtype=np.float32)
+            section.key = np.ascontiguousarray(np.repeat(shared, heads // kv_heads, axis=1))
     return AttentionRecord(
         model_id=model_id,
         revision="0123456789abcdef0123456789abcdef01234567",
@@ -114,14 +126,19 @@ def make_pair_record(*, target: str = "Die Katze sitzt.", seed: int = 0) -> Atte
     )
 
 
-def encode_unchecked(record: AttentionRecord, edit_meta=None, extra_tensors=None) -> bytes:
-    """``record`` as a file with valid checksums, consistent or not.
+# The forms an entry can be found in: this attndocs' cache form (schema 2), and the float32
+# form an older attndocs wrote (schema 1), which is still read and converted.
+FORMS = ("cache", "old")
+
+
+def encode_unchecked(record: AttentionRecord, edit_meta=None, extra_tensors=None, *, form: str = "cache") -> bytes:
+    """``record`` as an entry's file in ``form`` with valid checksums, consistent or not.
 
     What a hand edit, a bad merge or a buggy tool can leave in a cache: every checksum
     matches, so only the record's own consistency can give it away.
     """
-    tensors = {**record.tensors(), **(extra_tensors or {})}
-    meta = record.metadata()
+    tensors, meta = record.cache_parts() if form == "cache" else (record.tensors(), record.metadata())
+    tensors = {**tensors, **(extra_tensors or {})}
     if edit_meta is not None:
         edit_meta(meta)
     meta["checksum"] = tensor_checksum(tensors)
@@ -130,12 +147,23 @@ def encode_unchecked(record: AttentionRecord, edit_meta=None, extra_tensors=None
 
 
 def assert_same_record(a: AttentionRecord, b: AttentionRecord) -> None:
+    """``a`` is ``b``; a record read from the cache is what ``b.as_cached()`` gives, to the bit."""
+    if a.precision == CACHED:
+        b = b.as_cached()
     assert a.metadata() == b.metadata()
     ta, tb = a.tensors(), b.tensors()
     assert ta.keys() == tb.keys()
     for name in ta:
         assert ta[name].dtype == tb[name].dtype
         np.testing.assert_array_equal(ta[name], tb[name])
+
+
+def put_old(cache: RecordCache, record: AttentionRecord) -> Path:
+    """Store ``record`` as attndocs before the compact form did: the float32 public form, schema 1."""
+    path = cache.path_for(record.key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(record.to_bytes())
+    return path
 
 
 def files_under(root: Path) -> list[Path]:
@@ -172,10 +200,13 @@ def test_key_changes_with_every_part(name, value):
     assert cache_key({**BASE_PARTS, name: value}) != cache_key(BASE_PARTS)
 
 
-def test_key_includes_the_record_schema(monkeypatch):
+def test_key_includes_the_key_schema_not_the_storage_schema(monkeypatch):
     before = cache_key(BASE_PARTS)
     assert cache_key({**BASE_PARTS, "schema": 999}) == before  # the real schema always wins
-    monkeypatch.setattr(cache_module, "SCHEMA_VERSION", cache_module.SCHEMA_VERSION + 1)
+    # A new storage form keeps the keys, so entries of the old form are found and converted.
+    monkeypatch.setattr(cache_module, "CACHE_SCHEMA_VERSION", cache_module.CACHE_SCHEMA_VERSION + 1)
+    assert cache_key(BASE_PARTS) == before
+    monkeypatch.setattr(cache_module, "KEY_SCHEMA", cache_module.KEY_SCHEMA + 1)
     assert cache_key(BASE_PARTS) != before
 
 
@@ -278,7 +309,7 @@ def _other_key(data: bytes, record: AttentionRecord) -> bytes:
 
 
 def _older_schema(data: bytes, record: AttentionRecord) -> bytes:
-    return data.replace(b'"schema":"1"', b'"schema":"0"')
+    return data.replace(b'"schema":"2"', b'"schema":"0"')  # a schema no attndocs ever wrote
 
 
 @pytest.mark.parametrize(
@@ -375,11 +406,27 @@ def test_entries_describe_records_from_their_headers(tmp_path):
 def _edited(make, change):
     """A crafted entry: the record ``make()`` gives, changed by ``change``, under its own key."""
 
-    def craft() -> tuple[AttentionRecord, bytes]:
+    def craft(form: str) -> tuple[AttentionRecord, bytes]:
         good = make()
         bad = copy.deepcopy(good)
         extra = change(bad)
-        return good, encode_unchecked(bad, extra_tensors=extra if isinstance(extra, dict) else None)
+        return good, encode_unchecked(bad, extra_tensors=extra if isinstance(extra, dict) else None, form=form)
+
+    return craft
+
+
+def _stored(make, change):
+    """A crafted cache-form entry: ``change(tensors, storage)`` edits what the compact form stores."""
+
+    def craft(form: str) -> tuple[AttentionRecord, bytes]:
+        good = make()
+        tensors, meta = good.cache_parts()
+        storage = json.loads(meta["storage"])
+        change(tensors, storage)
+        meta["storage"] = json.dumps(storage, separators=(",", ":"), sort_keys=True)
+        meta["checksum"] = tensor_checksum(tensors)
+        meta["metadata_checksum"] = metadata_checksum(meta)
+        return good, safetensors_bytes(tensors, meta)
 
     return craft
 
@@ -414,7 +461,7 @@ def _shorten(tensor):
     return change
 
 
-def _lone_surrogate() -> tuple[AttentionRecord, bytes]:
+def _lone_surrogate(form: str) -> tuple[AttentionRecord, bytes]:
     # JSON spells it \\ud800; a Python writer cannot even encode such a string as UTF-8.
     good = make_record()
 
@@ -422,35 +469,54 @@ def _lone_surrogate() -> tuple[AttentionRecord, bytes]:
         tokens = {"encoder": ["[CLS]", "tok\ud800", "tok1", "tok2", "[SEP]"]}
         meta["tokens"] = json.dumps(tokens, separators=(",", ":"), sort_keys=True)
 
-    return good, encode_unchecked(good, edit)
+    return good, encode_unchecked(good, edit, form=form)
 
 
 def _rekeyed(with_parts: bool):
     """Another text's record filed under this key, its cache_key (and maybe key parts) rewritten."""
 
-    def craft() -> tuple[AttentionRecord, bytes]:
+    def craft(form: str) -> tuple[AttentionRecord, bytes]:
         good, other = make_record(), make_record(text="A dog barked at the moon.")
         other.key = good.key
         if with_parts:
             other.key_parts = good.key_parts
-        return good, encode_unchecked(other)
+        return good, encode_unchecked(other, form=form)
 
     return craft
 
 
 def _file_damage(damage):
-    def craft() -> tuple[AttentionRecord, bytes]:
+    def craft(form: str) -> tuple[AttentionRecord, bytes]:
         good = make_record()
-        return good, damage(good.to_bytes())
+        return good, damage(good.to_cache_bytes() if form == "cache" else good.to_bytes())
 
     return craft
+
+
+def _set_tensor(name, value):
+    def change(tensors, storage):
+        tensors[name] = np.ascontiguousarray(value(tensors[name]))
+
+    return change
+
+
+def _set_storage(section, **values):
+    def change(tensors, storage):
+        storage["sections"][section].update(values)
+
+    return change
 
 
 def _uniform(attention):
     return np.full_like(attention, 1.0 / attention.shape[-1])
 
 
-# name -> (crafted entry: the record whose key it sits under and the file's bytes, what the refusal says)
+def _gqa() -> AttentionRecord:
+    return make_record(heads=4, kv_heads=2, qk=True)
+
+
+# name -> (craft: form -> the record whose key it sits under and the file's bytes, what the refusal
+# says: one pattern, or one per form where the damage reads differently or cannot be written in a form)
 CRAFTED = {
     "token count unlike the attention": (_edited(make_record, _drop_last_token), r"covers 5 x 5 tokens, but it has 4 x 4"),
     "0 layers": (_edited(make_record, _set_attention("encoder", lambda a: a[:0])), r"0 layers"),
@@ -461,9 +527,10 @@ CRAFTED = {
         _edited(make_pair_record, lambda r: setattr(r.sections["cross"], "causal", True)),
         r"causal but not square",
     ),
+    # The cache form keeps a causal section's triangle only: what lay above it is gone, so its rows come up short.
     "weights above the diagonal of a causal section": (
         _edited(make_pair_record, _set_attention("decoder", _uniform)),
-        r"above the diagonal",
+        {"old": r"above the diagonal", "cache": r"decoder attention has rows that do not sum to 1"},
     ),
     "a lone surrogate in a token": (_lone_surrogate, r"lone surrogate"),
     "too-short query vectors": (_edited(lambda: make_record(qk=True), _shorten("query")), r"query vectors have the shape \[2, 3, 4, 4\]"),
@@ -472,8 +539,9 @@ CRAFTED = {
         _edited(make_record, lambda r: r.neuron.update(available=True)),
         r"neuron view is marked available",
     ),
-    "a negative weight": (_edited(make_record, _set_attention("encoder", _poke(-0.5))), r"outside 0\.\.1"),
-    "a NaN weight": (_edited(make_record, _set_attention("encoder", _poke(np.nan))), r"outside 0\.\.1"),
+    # 8-bit codes cannot spell a negative or NaN weight: only the float32 form can hold one.
+    "a negative weight": (_edited(make_record, _set_attention("encoder", _poke(-0.5))), {"old": r"outside 0\.\.1"}),
+    "a NaN weight": (_edited(make_record, _set_attention("encoder", _poke(np.nan))), {"old": r"outside 0\.\.1"}),
     "rows that do not sum to 1": (_edited(make_record, _set_attention("encoder", lambda a: a * 0.5)), r"do not sum to 1"),
     "a tensor of no section": (
         _edited(make_record, lambda r: {"decoder.attention": np.zeros((1, 1, 1, 1), np.float32)}),
@@ -485,22 +553,57 @@ CRAFTED = {
     "truncated": (_file_damage(lambda data: data[:-7]), r"header declares"),
     "oversized": (_file_damage(lambda data: data + b"\0" * 64), r"header declares"),
     "a header length of 2**62": (_file_damage(lambda data: (2**62).to_bytes(8, "little") + data[8:]), r"out of range"),
+    # What only the compact form can get wrong.
+    "attention codes that are not 8-bit": (
+        _stored(make_record, _set_tensor("encoder.attention", lambda c: c.astype(np.float32))),
+        {"cache": r"attention codes are float32, not uint8"},
+    ),
+    "a causal triangle of the wrong size": (
+        _stored(make_pair_record, _set_tensor("decoder.attention", lambda c: c[:, :, :-1])),
+        {"cache": r"decoder attention covers 5 cells per head, but its 3 x 3 tokens keep 6"},
+    ),
+    "a key head map pointing past the stored heads": (
+        _stored(_gqa, _set_storage("encoder", key_heads=[0, 0, 1, 2])),
+        {"cache": r"key head map points outside the 2 stored key heads"},
+    ),
+    "a key head map for fewer query heads": (
+        _stored(_gqa, _set_storage("encoder", key_heads=[0, 1])),
+        {"cache": r"key head map has 2 entries, not one per query head \(4\)"},
+    ),
+    "repeated key heads without their map": (
+        _stored(_gqa, _set_storage("encoder", key_heads=None)),
+        {"cache": r"key vectors have the shape \[2, 2, 5, 4\], not \[2, 4, 5, head size\]"},
+    ),
+    "no storage description": (_stored(make_record, lambda tensors, storage: storage.clear()), {"cache": r"storage metadata"}),
 }
 
 
-def put_crafted(cache: RecordCache, name: str) -> tuple[AttentionRecord, Path]:
-    """Store a good record, then replace its file with the crafted entry ``name``."""
-    good, data = CRAFTED[name][0]()
+def crafted_forms(name: str) -> list[str]:
+    expected = CRAFTED[name][1]
+    return list(expected) if isinstance(expected, dict) else list(FORMS)
+
+
+def put_crafted(cache: RecordCache, name: str, form: str | None = None) -> tuple[AttentionRecord, Path]:
+    """Store a good record, then replace its file with the crafted entry ``name`` (in ``form``, or the first it has)."""
+    good, data = CRAFTED[name][0](form or crafted_forms(name)[0])
     path = cache.put(good)
     path.write_bytes(data)
     return good, path
 
 
-@pytest.mark.parametrize("name", CRAFTED)
-def test_an_inconsistent_entry_is_damaged_never_served_and_recomputed(tmp_path, name):
-    cache = RecordCache(tmp_path)
-    good, path = put_crafted(cache, name)
+def crafted_expectation(name: str, form: str) -> str:
     expected = CRAFTED[name][1]
+    return expected[form] if isinstance(expected, dict) else expected
+
+
+CRAFTED_CASES = [pytest.param(name, form, id=f"{name} ({form})") for name in CRAFTED for form in crafted_forms(name)]
+
+
+@pytest.mark.parametrize("name, form", CRAFTED_CASES)
+def test_an_inconsistent_entry_is_damaged_never_served_and_recomputed(tmp_path, name, form):
+    cache = RecordCache(tmp_path)
+    good, path = put_crafted(cache, name, form)
+    expected = crafted_expectation(name, form)
 
     # `cache verify` and `cache ls` see it; nothing raises.
     problems = cache.verify()
@@ -520,12 +623,13 @@ def test_an_inconsistent_entry_is_damaged_never_served_and_recomputed(tmp_path, 
 
 def test_the_record_layer_refuses_what_the_cache_refuses():
     # Records written by `attndocs extract -o` are read through the same checks.
-    for name, (craft, expected) in CRAFTED.items():
+    for name, (craft, _) in CRAFTED.items():
         if name.startswith("another text"):
             continue  # a key is the cache's business; the record itself is consistent
-        _, data = craft()
-        with pytest.raises(CacheError, match=expected):
-            AttentionRecord.from_bytes(data)
+        for form in crafted_forms(name):
+            _, data = craft(form)
+            with pytest.raises(CacheError, match=crafted_expectation(name, form)):
+                AttentionRecord.from_bytes(data)
 
 
 def test_an_older_entry_of_another_text_is_refused_when_the_parts_are_known(tmp_path):
@@ -852,8 +956,8 @@ def test_clear_removes_only_what_the_cache_wrote(tmp_path):
 # -- processes at once -----------------------------------------------------------------------------
 def _put_and_get_rounds(root: str, rounds: int, barrier, failures) -> None:
     cache = RecordCache(root)
-    record = make_record(layers=4, heads=8, n=48)  # ~300 kB, so writes overlap
-    expected = record.tensors()["encoder.attention"]
+    record = make_record(layers=4, heads=8, n=48, qk=True)  # ~100 kB, so writes overlap
+    expected = record.as_cached().tensors()["encoder.attention"]
     for _ in range(rounds):
         barrier.wait()
         try:
@@ -947,3 +1051,135 @@ def test_permission_errors_give_hints_even_when_running_as_root(tmp_path, monkey
 def test_importing_the_cache_loads_neither_torch_nor_transformers():
     code = "import attndocs.cache, attndocs.cli, sys; assert not {'torch', 'transformers'} & set(sys.modules), sorted(sys.modules)"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# -- the compact form ----------------------------------------------------------------------------------
+def _stored_layout(path: Path) -> dict[str, tuple[str, list[int]]]:
+    data = path.read_bytes()
+    header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
+    return {name: (info["dtype"], info["shape"]) for name, info in header.items() if name != "__metadata__"}
+
+
+def test_an_entry_holds_what_the_views_show_at_their_precision(tmp_path):
+    cache = RecordCache(tmp_path)
+    record = make_record(heads=4, kv_heads=2, qk=True)
+    path = cache.put(record)
+    assert _stored_layout(path) == {
+        "encoder.attention": ("U8", [2, 4, 5, 5]),  # the payload's 8-bit square-root codes
+        "encoder.query": ("F16", [2, 4, 5, 4]),
+        "encoder.key": ("F16", [2, 2, 5, 4]),  # once per key/value head
+    }
+    got = cache.get(record.key, record.key_parts)
+    assert got.precision == CACHED
+    assert got.sections["encoder"].key.shape == (2, 4, 5, 4)  # the views still index keys by query head
+    assert np.array_equal(got.sections["encoder"].key, record.sections["encoder"].key.astype(np.float16).astype(np.float32))
+    assert_same_record(got, record)
+
+
+def test_a_causal_section_keeps_its_triangle_only(tmp_path):
+    cache = RecordCache(tmp_path)
+    record = make_pair_record()
+    layout = _stored_layout(cache.put(record))
+    assert layout["decoder.attention"] == ("U8", [2, 2, 6])  # 3 x 3 tokens: 6 kept cells
+    assert layout["encoder.attention"] == ("U8", [2, 2, 5, 5]) and layout["cross.attention"] == ("U8", [2, 2, 3, 5])
+    got = cache.get(record.key, record.key_parts).sections["decoder"].attention
+    assert np.all(np.triu(got, 1) == 0)
+    np.testing.assert_allclose(got, record.sections["decoder"].attention, atol=1 / 255)
+
+
+def test_a_computed_record_and_its_entry_read_back_are_equal_to_the_bit(tmp_path):
+    # What makes cold and warm builds byte-identical: render as_cached() now, get() later.
+    cache = RecordCache(tmp_path)
+    for record in (make_record(qk=True), make_record(heads=4, kv_heads=2, qk=True, text="GQA."), make_pair_record()):
+        shown_now = record.as_cached()
+        cache.put(shown_now)  # what the pipeline stores
+        later = cache.get(record.key, record.key_parts)
+        assert_same_record(later, shown_now)
+        assert shown_now.to_cache_bytes() == record.to_cache_bytes()  # storing again changes nothing
+
+
+def test_a_bert_base_figure_at_512_tokens_fits_the_size_its_format_allows(tmp_path):
+    """12 layers x 12 heads, 512 tokens, head size 64, with Q/K: the float32 record is 189 MB."""
+    layers, heads, n, d = 12, 12, 512, 64
+    rng = np.random.default_rng(1)
+    attention = np.empty((layers, heads, n, n), np.float32)
+    for layer in range(layers):  # softmax rows: peaked, with many small weights
+        logits = rng.standard_normal((heads, n, n), dtype=np.float32) * 2
+        np.exp(logits, out=logits)
+        attention[layer] = logits / logits.sum(-1, keepdims=True)
+    tokens = [f"w{i}" for i in range(n)]
+    record = AttentionRecord(
+        model_id="bert-base-uncased", revision="0" * 40, model_type="bert", kind="encoder", text="x",
+        sides={"encoder": Side(tokens, tokens, [False] * n)},
+        sections={"encoder": Section("encoder", attention, "encoder", "encoder",
+                                     query=rng.standard_normal((layers, heads, n, d), dtype=np.float32),
+                                     key=rng.standard_normal((layers, heads, n, d), dtype=np.float32), scale=0.125)},
+        neuron={"available": True, "reason": None}, key=cache_key({"model": "bert-base-uncased", "text": "x"}),
+    )
+    del attention
+    size = RecordCache(tmp_path).put(record).stat().st_size
+    float32_record = 4 * (layers * heads * n * n + 2 * layers * heads * n * d)
+    # One byte per weight, two per vector element, and a header that grows with the tokens only.
+    allowed = layers * heads * n * n + 2 * 2 * layers * heads * n * d + 64 * 1024
+    assert size <= allowed, (size, allowed)
+    assert float32_record / size > 3.3  # 188.7 MB -> 56.6 MB
+
+
+# -- entries of an older format ------------------------------------------------------------------------
+def test_an_old_format_entry_is_served_converted_rewritten_and_reported_once(tmp_path, caplog):
+    cache = RecordCache(tmp_path)
+    records = [make_record(qk=True), make_record(heads=4, kv_heads=2, qk=True, text="Older GQA."), make_pair_record()]
+    paths = [put_old(cache, record) for record in records]
+    sizes = [path.stat().st_size for path in paths]
+    report = cache.verify_all()
+    assert report.damaged == [] and sorted(report.old) == sorted(paths)
+    assert all(entry.old_format for entry in cache.entries())
+
+    with caplog.at_level("WARNING", logger="attndocs"):
+        got = [cache.get(record.key, record.key_parts) for record in records]
+    for record, served in zip(records, got):
+        assert_same_record(served, record)  # exactly what a new entry of the same record gives
+        assert served.precision == CACHED
+    assert cache.converted == [(record.key, True) for record in records]
+    messages = [r.getMessage() for r in caplog.records if "older attndocs" in r.getMessage()]
+    assert len(messages) == 1, messages  # once per build, however many entries
+    assert records[0].key[:12] in messages[0] and "converted" in messages[0] and "rewritten" in messages[0]
+    for path, before in zip(paths, sizes):
+        assert _stored_layout(path)["encoder.attention"][0] == "U8" and path.stat().st_size < before
+    assert cache.verify_all().old == []
+    # Read again: now an ordinary entry, nothing more to say.
+    again = RecordCache(tmp_path)
+    assert_same_record(again.get(records[0].key), records[0])
+    assert again.converted == []
+
+
+def test_an_old_format_entry_in_a_read_only_cache_is_still_served(tmp_path, monkeypatch, caplog):
+    cache = RecordCache(tmp_path)
+    record = make_record(qk=True)
+    path = put_old(cache, record)
+    data = path.read_bytes()
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(os, "replace", refuse)
+    monkeypatch.setattr(os, "utime", refuse)
+    with caplog.at_level("WARNING", logger="attndocs"):
+        got = cache.get(record.key, record.key_parts)
+    assert_same_record(got, record)
+    assert path.read_bytes() == data and cache.converted == [(record.key, False)]
+    (message,) = [r.getMessage() for r in caplog.records if "older attndocs" in r.getMessage()]
+    assert "read-only" in message and "verify --fix" in message
+    assert [p.name for p in files_under(tmp_path)] == [path.name]  # no temporary file left behind
+
+
+def test_a_damaged_old_format_entry_is_damaged_not_old(tmp_path):
+    cache = RecordCache(tmp_path)
+    record = make_record()
+    path = put_old(cache, record)
+    path.write_bytes(_flip_body(path.read_bytes(), record))
+    report = cache.verify_all()
+    assert [p for p, _ in report.damaged] == [path] and report.old == []
+    with pytest.raises(DamagedEntryError, match="damaged"):
+        cache.get(record.key)
+    assert cache.converted == []

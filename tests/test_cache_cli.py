@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_cache import CRAFTED, ONE_THREAD_ENV, make_record, put_crafted
+from test_cache import CRAFTED, ONE_THREAD_ENV, crafted_forms, make_record, put_crafted, put_old
 
 from attndocs.cache import RecordCache
 from attndocs.cli import main
@@ -126,8 +126,10 @@ def test_info_by_prefix_shows_the_whole_entry(capsys, cache):
     assert code == 0
     assert record.key in out and str(path) in out
     assert "The full text of this figure, all of it." in out
-    assert "encoder.attention  float32  [2, 3, 5, 5]" in out
-    assert "encoder.query  float32  [2, 3, 5, 4]" in out
+    # As stored: 8-bit attention codes, float16 vectors.
+    assert "compact, schema 2" in out
+    assert "encoder.attention  uint8  [2, 3, 5, 5]" in out
+    assert "encoder.query  float16  [2, 3, 5, 4]" in out
     assert "[CLS] tok0 tok1 tok2 [SEP]" in out
     assert record.revision in out and "transformers" in out
 
@@ -188,10 +190,11 @@ def test_verify_on_a_missing_folder_is_not_an_error(capsys, cache):
 
 def test_verify_reports_every_inconsistent_entry_and_fix_removes_only_those(capsys, tmp_path):
     # One cache folder per crafted entry: several of them share a key.
-    for number, name in enumerate(CRAFTED):
+    cases = [(name, form) for name in CRAFTED for form in crafted_forms(name)]
+    for number, (name, form) in enumerate(cases):
         cache = RecordCache(tmp_path / f"cache-{number}")
         healthy = cache.put(make_record(text="A healthy neighbour."))
-        _, path = put_crafted(cache, name)
+        _, path = put_crafted(cache, name, form)
         code, out, err = run(capsys, "verify", "--cache-dir", str(cache.root))
         assert code == 1 and "Traceback" not in out + err, name
         assert f"damaged: {path}: " in out and "checked 2 entries" in out and "1 damaged" in out, (name, out)
@@ -200,6 +203,45 @@ def test_verify_reports_every_inconsistent_entry_and_fix_removes_only_those(caps
         assert not path.exists() and healthy.exists(), name
         code, out, _ = run(capsys, "verify", "--cache-dir", str(cache.root))
         assert code == 0 and "0 damaged" in out, name
+
+
+def test_old_format_entries_are_named_as_such_not_damaged_and_fix_rewrites_them(capsys, cache):
+    paths = fill(cache)
+    old = put_old(cache, make_record(text="Written by an older attndocs.", qk=True))
+    before = old.stat().st_size
+
+    code, out, _ = run(capsys, "ls", "--cache-dir", str(cache.root))
+    assert code == 0 and "+qk (old format)" in out and "1 in the older float32 format" in out
+    assert "DAMAGED" not in out
+    code, out, _ = run(capsys, "info", old.stem[:12], "--cache-dir", str(cache.root))
+    assert code == 0 and "float32, schema 1 (written by an older attndocs" in out
+    assert "encoder.attention  float32  [2, 3, 5, 5]" in out
+
+    code, out, _ = run(capsys, "verify", "--cache-dir", str(cache.root))
+    assert code == 0, out
+    assert f"old format: {old}: written by an older attndocs (float32, schema 1); builds read and convert it" in out
+    assert "checked 4 entries" in out and "0 damaged, 1 in the older format" in out
+    assert "verify --fix` rewrites old-format entries" in out
+    assert "damaged:" not in out
+
+    code, out, _ = run(capsys, "verify", "--fix", "--cache-dir", str(cache.root))
+    assert code == 0 and f"rewrote {old} in the compact format" in out
+    assert old.stat().st_size < before
+    code, out, _ = run(capsys, "verify", "--cache-dir", str(cache.root))
+    assert code == 0 and "old format" not in out and "checked 4 entries" in out
+    entries = {e.key: e for e in cache.entries()}
+    assert {e.schema for e in entries.values()} == {"2"} and not any(e.old_format for e in entries.values())
+    assert all(path.exists() for path in paths.values())
+
+
+def test_ls_json_says_which_entries_are_old(capsys, cache):
+    new = cache.put(make_record())
+    old = put_old(cache, make_record(text="Older."))
+    code, out, _ = run(capsys, "ls", "--json", "--cache-dir", str(cache.root))
+    entries = {e["key"]: e for e in json.loads(out)["entries"]}
+    assert (entries[new.stem]["schema"], entries[new.stem]["old_format"]) == ("2", False)
+    assert (entries[old.stem]["schema"], entries[old.stem]["old_format"]) == ("1", True)
+    assert not entries[old.stem]["damaged"]
 
 
 def _project_with_a_model(root: Path) -> dict[str, bytes]:

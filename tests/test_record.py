@@ -135,3 +135,129 @@ def test_load_reads_no_more_than_the_header_declares(tmp_path, damage):
     with pytest.raises(CacheError, match="header declares|symbolic link") as info:
         AttentionRecord.load(path)
     assert "damaged" in str(info.value)
+
+
+# -- the public form and the cache form --------------------------------------------------------------
+def test_the_public_record_is_float32_exact_and_readable_with_numpy_alone(tmp_path):
+    import json
+
+    from safetensors import safe_open
+    from safetensors.numpy import load_file
+
+    original = _record()
+    path = tmp_path / "r.safetensors"
+    original.save(path)
+    tensors = load_file(str(path))  # the README's recipe
+    assert all(array.dtype == np.float32 for array in tensors.values())
+    assert np.array_equal(tensors["encoder.attention"], original.sections["encoder"].attention)
+    with safe_open(str(path), "np") as handle:
+        meta = handle.metadata()
+    assert meta["schema"] == "1" and "precision" not in meta and "storage" not in meta
+    assert json.loads(meta["sections"])["decoder"]["causal"] is True
+    assert AttentionRecord.load(path).precision == "exact"
+
+
+def test_the_cache_form_round_trips_to_what_as_cached_gives():
+    from attndocs.record import CACHED
+
+    original = _record()
+    shown = original.as_cached()
+    assert shown.precision == CACHED and original.precision == "exact"
+    read = AttentionRecord.from_bytes(original.to_cache_bytes())
+    assert read.precision == CACHED and read.metadata() == shown.metadata()
+    for name, array in shown.tensors().items():
+        assert array.dtype == np.float32
+        assert np.array_equal(read.tensors()[name], array), name
+    # Idempotent: storing what the cache gave back stores the same bytes.
+    assert shown.to_cache_bytes() == original.to_cache_bytes()
+    assert shown.as_cached().to_cache_bytes() == original.to_cache_bytes()
+    # Within the 8-bit companding of each weight, and the float16 rounding of each vector.
+    for name, section in original.sections.items():
+        a, b = section.attention, shown.sections[name].attention
+        assert np.all(np.abs(a - b) <= np.sqrt(b) / 255 + 0.25 / 255**2 + 1e-7), name
+    np.testing.assert_allclose(shown.sections["encoder"].query, original.sections["encoder"].query, rtol=2**-11, atol=1e-7)
+
+
+def test_the_cache_form_keeps_a_shared_bias_once_and_masks_as_minus_infinity():
+    from attndocs.record import CACHED
+
+    record = _record()
+    section = record.sections["encoder"]
+    bias = np.broadcast_to(np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4) / 7, section.attention.shape).copy()
+    bias[:, :, 0, 3] = -1e9  # a mask value beyond float16
+    section.bias = bias
+    tensors, _ = record.cache_parts()
+    assert tensors["encoder.bias"].dtype == np.float16 and tensors["encoder.bias"].shape == (1, 3, 4, 4)
+    read = AttentionRecord.from_bytes(record.to_cache_bytes())
+    assert read.precision == CACHED and read.sections["encoder"].bias.shape == (2, 3, 4, 4)
+    assert np.all(read.sections["encoder"].bias[:, :, 0, 3] == -np.inf)
+    np.testing.assert_allclose(read.sections["encoder"].bias[:, :, 1:], bias[:, :, 1:], atol=1e-3)
+    section.bias = bias + np.arange(2, dtype=np.float32).reshape(2, 1, 1, 1)  # per layer: kept per layer
+    assert record.cache_parts()[0]["encoder.bias"].shape == (2, 3, 4, 4)
+
+
+def test_vectors_beyond_float16_stay_float32():
+    record = _record()
+    record.sections["encoder"].query = record.sections["encoder"].query * np.float32(1e5)
+    tensors, _ = record.cache_parts()
+    assert tensors["encoder.query"].dtype == np.float32 and tensors["encoder.key"].dtype == np.float16
+    read = AttentionRecord.from_bytes(record.to_cache_bytes())
+    assert np.array_equal(read.sections["encoder"].query, record.sections["encoder"].query)
+
+
+def test_long_flat_rows_pass_with_the_slack_companding_needs_and_only_then():
+    # 1100 equal weights: each is stored as (8/255)**2, so the row sums to 1.083. Exact rows
+    # keep the tight tolerance; companded ones get the bound 8 bits imply, not a blanket one.
+    from attndocs.record import RecordFormatError
+
+    n = 1100
+    tokens = [f"t{i}" for i in range(n)]
+    record = AttentionRecord(
+        "m", "r", "bert", "encoder", "x", sides={"encoder": Side(tokens, tokens, [False] * n)},
+        sections={"encoder": Section("encoder", np.full((1, 1, n, n), 1 / n, np.float32), "encoder", "encoder")},
+    )
+    shown = record.as_cached()
+    assert abs(float(shown.sections["encoder"].attention[0, 0, 0].sum()) - 1.083) < 1e-3
+    shown.check()
+    AttentionRecord.from_bytes(shown.to_bytes()).check()  # a public file of it says its precision
+    import dataclasses
+
+    with pytest.raises(RecordFormatError, match="do not sum to 1"):
+        dataclasses.replace(shown, precision="exact").check()
+    shown.sections["encoder"].attention = shown.sections["encoder"].attention * np.float32(1.2)
+    with pytest.raises(RecordFormatError, match="do not sum to 1"):
+        shown.check()
+
+
+def test_the_cache_quantiser_is_the_payloads():
+    from attndocs import compact, payload
+
+    rng = np.random.default_rng(3)
+    weights = np.concatenate(
+        [rng.random(100_000, dtype=np.float32), rng.random(1000, dtype=np.float32) * 1e-5,
+         np.array([0, 1, 1e-9, -0.1, 1.5, np.nan, np.inf, -np.inf], np.float32), np.linspace(0, 1, 3_000_000, dtype=np.float32)]
+    )
+    assert np.array_equal(compact.quantize_attention(weights), payload.quantize_attention(weights))
+    codes = np.arange(256, dtype=np.uint8)
+    assert np.array_equal(compact.dequantize_attention(codes), payload.dequantize_attention(codes))
+    # Every code survives a round trip: a page built from a cached record ships the same codes.
+    assert np.array_equal(compact.quantize_attention(compact.dequantize_attention(codes)), codes)
+    assert compact.quantize_attention(np.float32([1e-9]))[0] == 1  # no weight the model gave vanishes
+
+
+def test_repeated_key_heads_are_kept_once_and_only_when_they_repeat_in_every_layer():
+    from attndocs.compact import expand_key_heads, shared_key_heads
+
+    rng = np.random.default_rng(4)
+    kv = rng.standard_normal((3, 3, 6, 8)).astype(np.float16)
+    key = np.repeat(kv, 3, axis=1)  # SmolLM2's shape: 9 query heads over 3 key/value heads
+    kept, mapping = shared_key_heads(key)
+    assert mapping == [0, 0, 0, 1, 1, 1, 2, 2, 2] and np.array_equal(kept, kv)
+    assert np.array_equal(expand_key_heads(kept, mapping, 9), key)
+    distinct = rng.standard_normal((3, 4, 6, 8)).astype(np.float16)
+    assert shared_key_heads(distinct)[1] is None
+    distinct[0, 1] = distinct[0, 0]  # equal in one layer only: still distinct heads
+    assert shared_key_heads(distinct)[1] is None
+    signed = np.zeros((1, 2, 2, 2), np.float16)
+    signed[0, 1, 1, 1] = -0.0  # bit for bit, not merely equal
+    assert shared_key_heads(signed)[1] is None

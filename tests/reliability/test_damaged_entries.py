@@ -29,9 +29,11 @@ CASES = [REKEYED, DONOR, SHORT, BYSTANDER]
 
 
 def _bytes_with_valid_checksums(record: AttentionRecord) -> bytes:
-    """What a hand edit leaves when it recomputes the checksums: they cannot give it away."""
-    tensors = record.tensors()
-    meta = record.metadata()
+    """What a hand edit leaves when it recomputes the checksums: they cannot give it away.
+
+    Written in the cache's own form (schema 2), as a merge or a copy of a committed cache would be.
+    """
+    tensors, meta = record.cache_parts()
     meta["checksum"] = tensor_checksum(tensors)
     meta["metadata_checksum"] = metadata_checksum(meta)
     return safetensors_bytes(tensors, meta)
