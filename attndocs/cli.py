@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import AttndocsError, InputError, OutputError
-from .options import MODES, FigureOptions, SiteSettings, figure_fields, option_name
+from .options import DEVICE_MAP_STRATEGIES, DTYPES, MODES, FigureOptions, SiteSettings, figure_fields, option_name
 from .text import terminal_safe
 
 
@@ -38,6 +38,21 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", choices=[m for m in MODES if m != "off"], default="auto", help="auto: compute misses; force: recompute; frozen: cache only, a miss is an error.")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto.")
     parser.add_argument("--trust-remote-code", action="store_true", help="Allow models whose code lives in their hub repository.")
+    # Default None: the site's config (or SiteSettings) decides unless the flag is given.
+    parser.add_argument("--dtype", choices=DTYPES, default=None, help="Precision models run in (default: auto, float32 unless it does not fit the GPU memory).")
+    parser.add_argument(
+        "--device-map",
+        default=None,
+        metavar="MAP",
+        help=f"Spread a large model over devices: {', '.join(DEVICE_MAP_STRATEGIES)}, or module=device pairs such as "
+        "'embeddings=0,encoder=1,pooler=cpu' (or JSON). Overrides --device.",
+    )
+    parser.add_argument("--max-memory", default=None, metavar="LIMITS", help="With --device-map: the most each device may hold, such as '0=20GiB,cpu=60GiB' (or JSON); the rest goes to disk.")
+
+
+def _placement(args: argparse.Namespace) -> dict[str, str | None]:
+    """The placement flags as settings (None where not given)."""
+    return {"dtype": args.dtype, "device_map": args.device_map, "max_memory": args.max_memory}
 
 
 def figure_options_from_args(args: argparse.Namespace, text: str) -> FigureOptions:
@@ -54,6 +69,7 @@ def settings_from_args(args: argparse.Namespace) -> SiteSettings:
             "execution_mode": args.mode,
             "device": args.device,
             "trust_remote_code": args.trust_remote_code,
+            **{name: value for name, value in _placement(args).items() if value is not None},
         }
     )
 
@@ -143,12 +159,18 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 
     out = checked_output(args.output)  # before computing: a bad path wastes no model run
     options = figure_options_from_args(args, read_text_arg(args.text))
-    pipeline = Pipeline(settings_from_args(args), progress=terminal_progress)
+    # exact: a computed record is written as the model gave it (float32), not at the cache's precision.
+    pipeline = Pipeline(settings_from_args(args), progress=terminal_progress, exact=True)
     result = pipeline.compute_one(options, qk=args.qk)
     for warning in result.warnings:
         say(f"attndocs: warning: {warning}")
     write_output(out, result.record.to_bytes())
     say(f"{out}: {result.describe()}")
+    if result.record.precision != "exact":
+        say(
+            "attndocs: note: served from the cache without running the model, so the file holds the cache's precision "
+            "(8-bit attention, float16 query/key; metadata precision=cache); --mode force writes the exact record"
+        )
     return 0
 
 
@@ -184,6 +206,7 @@ def _site_overrides(args: argparse.Namespace) -> dict:
         "execution_mode": args.mode,
         "device": args.device,
         "trust_remote_code": True if args.trust_remote_code else None,
+        **_placement(args),
     }
 
 
@@ -218,15 +241,23 @@ def _cmd_build(args: argparse.Namespace) -> int:
 def _add_precompute(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("precompute", help="Fill the cache for every figure of a site (MkDocs, Sphinx or a Markdown folder).")
     p.add_argument("src", metavar="SRC", help="The site: a folder with mkdocs.yml or conf.py, that file, or a folder of Markdown pages.")
+    p.add_argument(
+        "--shard",
+        default=None,
+        metavar="K/N",
+        help="Compute only the K-th of N shards of the figures (1/3, 2/3, 3/3), split by cache key: N runs, on as many "
+        "machines, fill one cache between them, and their cache folders merge by copying files.",
+    )
     add_run_flags(p)
     p.set_defaults(func=_cmd_precompute, mode=None, device=None)
 
 
 def _cmd_precompute(args: argparse.Namespace) -> int:
-    from .precompute import precompute
+    from .precompute import Shard, precompute
     from .site import stderr_progress
 
-    report = precompute(args.src, _site_overrides(args), progress=stderr_progress)
+    shard = Shard.parse(args.shard) if args.shard is not None else None  # a bad K/N stops before the site is read
+    report = precompute(args.src, _site_overrides(args), progress=stderr_progress, shard=shard)
     for line in report.lines:
         say(line, err=False)
     say(report.summary(), err=False)

@@ -9,6 +9,7 @@ option is one edit in this file.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import reprlib
 from collections.abc import Callable, Iterable, Mapping
@@ -22,6 +23,9 @@ DISPLAYS = ("auto", "light", "dark")
 MODES = ("auto", "force", "frozen", "off")
 EMBEDS = ("inline", "file")
 DEVICES = ("cpu", "cuda", "auto")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+# accelerate's own ways to spread a model over the devices it finds (transformers' device_map).
+DEVICE_MAP_STRATEGIES = ("auto", "balanced", "balanced_low_0", "sequential")
 DEFAULT_MODEL = "minilm"
 DEFAULT_MAX_TOKENS = 512
 
@@ -39,6 +43,8 @@ MAX_CLASS_CHARS = 1_000  # class: a few CSS class names
 MAX_PATH_CHARS = 4_096  # model (a folder path may be long), cache-dir: the usual PATH_MAX
 MAX_REVISION_CHARS = 256  # a branch, tag or commit
 MAX_ALIASES = 1_000  # model-aliases entries
+MAX_DEVICE_MAP_ENTRIES = 10_000  # device-map entries: one per layer of the largest models, and more
+MAX_MAPPING_CHARS = 65_536  # a device map or memory limits written as one line of text
 # Figures one page may hold; past it each further figure is a placeholder and a warning. The
 # browser starts figures as they scroll into view, so a page of this many stays responsive.
 MAX_FIGURES_PER_PAGE = 10_000
@@ -210,6 +216,112 @@ def _aliases(value: Any) -> dict[str, str]:
 _aliases.allowed = f"a mapping of names to model ids (at most {_count(MAX_ALIASES)})"  # type: ignore[attr-defined]
 
 
+# -- where a large model's weights go (handed to transformers and accelerate) ---------------
+_SIZE = re.compile(r"(\d{1,15}(?:\.\d{1,6})?)\s*(b|kb|mb|gb|tb|kib|mib|gib|tib)?", re.IGNORECASE)
+_SIZE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+_GPU = re.compile(r"(?:cuda:)?(\d{1,4})")
+
+
+def _device_name(value: Any) -> int | str:
+    """One place weights may live: a GPU number (``0``, ``"cuda:1"``), ``cpu``, ``disk`` or ``mps``.
+
+    GPUs become plain numbers, the form accelerate's device maps and memory limits use.
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_INDEX:
+        return value
+    if isinstance(value, str):
+        name = value.strip().lower()
+        if name in ("cpu", "disk", "mps"):
+            return name
+        if name == "cuda":
+            return 0
+        match = _GPU.fullmatch(name)
+        if match and int(match.group(1)) <= MAX_INDEX:
+            return int(match.group(1))
+    raise ValueError(f"{_VALUES.repr(value)} is not a device: use a GPU number (0, 1 ...) or cuda:N, cpu or disk")
+
+
+def _size(value: Any) -> int:
+    """Bytes, from an integer or a size such as ``"20GiB"``, ``"500MB"`` (units are of bytes)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    match = _SIZE.fullmatch(value.strip()) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError(f"{_VALUES.repr(value)} is not a size: use bytes, or a number with a unit such as 500MB or 20GiB")
+    return int(float(match.group(1)) * _SIZE_UNITS[(match.group(2) or "b").lower()])
+
+
+def _mapping_text(text: str) -> Mapping[str, Any]:
+    """A mapping written on one line (command lines, ``-D``): JSON, or ``name=value,name=value``."""
+    if text.startswith("{"):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"it is not valid JSON ({exc.msg} at character {exc.pos})") from None
+        if not isinstance(value, dict):
+            raise ValueError("expected a JSON object")
+        return value
+    pairs = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, device = item.partition("=")
+        if not sep:
+            raise ValueError(f"'{_clip(item)}' is not name=value")
+        pairs[name.strip()] = device.strip()
+    if not pairs:
+        raise ValueError("expected at least one name=value")
+    return pairs
+
+
+def _device_map(value: Any) -> str | dict[str, int | str] | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+        return None
+    if isinstance(value, str):
+        if len(value) > MAX_MAPPING_CHARS:
+            raise ValueError(f"it is {_count(len(value))} characters long, more than the limit of {_count(MAX_MAPPING_CHARS)}")
+        if value.strip().lower() in DEVICE_MAP_STRATEGIES:
+            return value.strip().lower()
+        if not value.strip().startswith("{") and "=" not in value:
+            raise ValueError("not one of " + ", ".join(DEVICE_MAP_STRATEGIES) + ", nor a mapping such as encoder=0,pooler=cpu")
+        value = _mapping_text(value.strip())
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise ValueError("expected auto, or a mapping of module names to devices")
+    if len(value) > MAX_DEVICE_MAP_ENTRIES:
+        raise ValueError(f"it has {_count(len(value))} entries, more than the limit of {_count(MAX_DEVICE_MAP_ENTRIES)}")
+    if any(len(k) > MAX_PATH_CHARS for k in value):
+        raise ValueError(f"a module name is longer than {_count(MAX_PATH_CHARS)} characters")
+    if not value:
+        raise ValueError("the mapping is empty")
+    return {name.strip(): _device_name(device) for name, device in value.items()}
+
+
+_device_map.allowed = (  # type: ignore[attr-defined]
+    "none; " + ", ".join(DEVICE_MAP_STRATEGIES) + "; or a mapping of module names to devices (a GPU number, cpu or disk)"
+)
+
+
+def _max_memory(value: Any) -> dict[int | str, int] | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+        return None
+    if isinstance(value, str):
+        if len(value) > MAX_MAPPING_CHARS:
+            raise ValueError(f"it is {_count(len(value))} characters long, more than the limit of {_count(MAX_MAPPING_CHARS)}")
+        value = _mapping_text(value.strip())
+    if not isinstance(value, Mapping) or not value:
+        raise ValueError("expected a mapping of devices to sizes, such as {0: '20GiB', 'cpu': '60GiB'}")
+    if len(value) > MAX_INDEX + 4:
+        raise ValueError("it names more devices than there can be")
+    limits: dict[int | str, int] = {}
+    for device, size in value.items():
+        name = _device_name(device)
+        if name == "disk":
+            raise ValueError("disk takes no limit: what fits nowhere else goes there")
+        limits[name] = _size(size)
+    return limits
+
+
+_max_memory.allowed = "none, or a mapping of devices (a GPU number, cpu) to sizes such as 20GiB or 500MB"  # type: ignore[attr-defined]
+
+
 def option(default: Any, parse: Callable[[Any], Any], help: str, *, content: bool = False) -> Any:
     """A dataclass field carrying its parser and help text in its metadata.
 
@@ -326,13 +438,33 @@ class SiteSettings:
     cache_dir: str | None = option(None, _text_parser(MAX_PATH_CHARS), "Where records are cached. Default: .cache/attndocs beside conf.py / mkdocs.yml.")
     execution_mode: str = option("auto", _choice(MODES), "auto: compute misses; force: recompute all; frozen: cache only, a miss is an error; off: compute nothing, show placeholders.")
     device: str = option("cpu", _choice(DEVICES), "Where models run: cpu, cuda, or auto (cuda when available).")
+    dtype: str = option(
+        "auto",
+        _choice(DTYPES),
+        "Precision models run in. auto: float32, unless the float32 weights do not fit in the GPU memory the model may use; "
+        "then bfloat16 (float16 on GPUs without it). On the CPU auto is always float32. Not float32: a figure is a cache "
+        "entry of its own.",
+    )
+    device_map: str | dict[str, int | str] | None = option(
+        None,
+        _device_map,
+        "Spread a model too large for one device over several, handed to transformers and accelerate: auto (or balanced, "
+        "sequential), or a mapping of module names to a GPU number, cpu or disk. Overrides device. Default: none.",
+    )
+    max_memory: dict[int | str, int] | None = option(
+        None,
+        _max_memory,
+        "With a device map: the most memory each device may hold, e.g. {0: '20GiB', 'cpu': '60GiB'}; what does not fit "
+        "goes to disk under $ATTNDOCS_HOME. Default: what each device has free.",
+    )
     batch_size: int = option(0, _int_between(0, 4096), "Texts of equal length computed in one forward pass. 0: automatic (1 on CPU, where single runs keep every record independent of the others, 8 on a GPU).")
     max_tokens: int = option(
         DEFAULT_MAX_TOKENS, _int_between(1, MAX_TOKENS_LIMIT), "Longest text (in tokens) a figure may have unless it sets max-tokens."
     )
     raise_on_error: bool = option(False, _flag, "Fail the build at the end when any figure failed.")
-    embed: str = option("inline", _choice(EMBEDS), "inline: payload inside the page (works from file://); file: a side file fetched when the figure scrolls into view.")
+    embed: str = option("inline", _choice(EMBEDS), "inline: the whole payload inside the page; file: side scripts, the first view's data first and the rest as the reader asks for it. Both work from file:// and from a server.")
     trust_remote_code: bool = option(False, _flag, "Allow models whose code lives in their hub repository. Off unless you opt in.")
+    page_budget: int = option(5_000_000, _int_between(0, 10**12), "Bytes a figure may cost its page before its first view draws (its data in the page, and with embed: file the parts its first view loads). A figure over it still builds, with a warning saying what would shrink it. 0: no limit.")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> SiteSettings:

@@ -91,12 +91,18 @@ class _Pending:
 class Pipeline:
     """Computes and caches records for figures under one site's settings."""
 
-    def __init__(self, settings: SiteSettings, *, progress: Progress | None = None, base_dir: str | Path | None = None) -> None:
+    def __init__(
+        self, settings: SiteSettings, *, progress: Progress | None = None, base_dir: str | Path | None = None, exact: bool = False
+    ) -> None:
         self.settings = settings
         cache_dir = Path(settings.cache_dir) if settings.cache_dir else Path(base_dir or Path.cwd()) / ".cache" / "attndocs"
         self.cache = RecordCache(cache_dir)
         self.progress = progress
         self.stats = PipelineStats()
+        # Computed records as the model gave them (float32, exact) instead of at the cache's
+        # precision: for `attndocs extract -o`. Cache hits are at the cache's precision
+        # (record.precision says which); nothing that renders a page sets this.
+        self.exact = exact
         self._cached_models: dict[str, list[tuple[str, str, str]]] | None = None
 
     # -- public ------------------------------------------------------------------------------
@@ -159,9 +165,11 @@ class Pipeline:
             return None
         if mode != "force":
             for ref in refs:
-                asked = [record_key_parts(ref, request)]
-                if not qk:
-                    asked.append(record_key_parts(ref, request, qk=True))  # a Q/K record serves both
+                asked = []
+                for dtype in lookup_dtypes(settings.dtype):
+                    asked.append(record_key_parts(ref, request, dtype=dtype))
+                    if not qk:
+                        asked.append(record_key_parts(ref, request, qk=True, dtype=dtype))  # a Q/K record serves both
                 for parts in asked:
                     record = self._lookup(parts, result)
                     if record is not None:
@@ -180,7 +188,8 @@ class Pipeline:
             )
         if unavailable is not None:
             raise unavailable  # a miss must be computed, and the model is not here
-        return _Pending(index, ref, record_key_parts(ref, request), request)
+        # dtype auto is keyed as float32 until the load says otherwise (see _compute).
+        return _Pending(index, ref, record_key_parts(ref, request, dtype=lookup_dtypes(settings.dtype)[0]), request)
 
     def _refs_in_cache(self, name: str, revision: str | None) -> list[ModelRef]:
         """The revisions of ``name`` that cached records were made from, latest used first."""
@@ -239,17 +248,22 @@ class Pipeline:
         total, done = len(pending), 0
         for items in by_model.values():
             ref = items[0].ref
-            fresh = not is_loaded(ref, self.settings.device)
+            placement = {"dtype": self.settings.dtype, "device_map": self.settings.device_map, "max_memory": self.settings.max_memory}
+            fresh = not is_loaded(ref, self.settings.device, **placement)
             if fresh:
                 self._report(done, total, f"loading {ref.short}")
             try:
-                loaded = load_model(ref, self.settings.device)
+                loaded = load_model(ref, self.settings.device, **placement)
                 self.stats.models_loaded += int(fresh)
             except AttndocsError as exc:
                 for item in items:
                     results[item.index].error = exc
                 done += len(items)
                 continue
+            ran_in = getattr(loaded, "dtype", "float32")
+            for item in items:
+                if item.parts["dtype"] != ran_in:  # dtype auto became a lower precision on this machine
+                    item.parts = record_key_parts(item.ref, item.request, dtype=ran_in)
             self._report(done, total, f"computing {len(items)} figure(s) with {ref.short}")
             outcomes = extract(loaded, [item.request for item in items], self.settings.batch_size)
             for item, outcome in zip(items, outcomes):
@@ -264,12 +278,16 @@ class Pipeline:
                     result.error = ExecError(f"model '{ref.short}' gave attention that cannot be shown: {exc}")
                     continue
                 outcome.key, outcome.key_parts = item.key, item.parts
+                # Shown exactly as the cache gives it back later (attention companded, Q/K
+                # float16), even where nothing can be stored: cold and warm builds render
+                # byte-identical pages. `exact` callers (extract -o) keep the model's values.
+                stored = outcome.as_cached()
                 try:
-                    self.cache.put(outcome)
+                    self.cache.put(stored)
                 except CacheError as exc:
                     result.warnings.append(str(exc))
                     log.warning("attndocs: %s", exc)
-                result.record, result.source = outcome, "computed"
+                result.record, result.source = (outcome if self.exact else stored), "computed"
             done += len(items)
             self._report(done, total, f"done with {ref.short}")
 
@@ -280,16 +298,27 @@ class Pipeline:
             self.progress(done, total, terminal_safe(message))
 
 
-def record_key(ref: ModelRef, request: ExtractRequest, *, qk: bool | None = None) -> str:
+def record_key(ref: ModelRef, request: ExtractRequest, *, qk: bool | None = None, dtype: str = "float32") -> str:
     """The cache key of one extraction (DESIGN.md, Cache)."""
-    return cache_key(record_key_parts(ref, request, qk=qk))
+    return cache_key(record_key_parts(ref, request, qk=qk, dtype=dtype))
 
 
-def record_key_parts(ref: ModelRef, request: ExtractRequest, *, qk: bool | None = None) -> dict[str, Any]:
+def lookup_dtypes(setting: str) -> tuple[str, ...]:
+    """The precisions whose records serve a figure under the ``dtype`` setting, best first.
+
+    ``auto`` is resolved only when a model loads, by the memory of the machine that loads
+    it; a record made in any precision serves it, so a cache filled on a GPU that needed
+    bfloat16 still serves a build on a machine without torch.
+    """
+    return ("float32", "bfloat16", "float16") if setting == "auto" else (setting,)
+
+
+def record_key_parts(ref: ModelRef, request: ExtractRequest, *, qk: bool | None = None, dtype: str = "float32") -> dict[str, Any]:
     """What the cache key of one extraction is computed from; stored with the entry.
 
     A local folder is known by its content hash alone, not by where it lies, so a cache
-    committed with the docs serves the same folder checked out anywhere else.
+    committed with the docs serves the same folder checked out anywhere else. ``dtype``
+    is the precision the model ran in: float32 keys are what they always were.
     """
     return {
         "model": LOCAL_FOLDER if ref.source == "local" else ref.model_id,
@@ -298,7 +327,7 @@ def record_key_parts(ref: ModelRef, request: ExtractRequest, *, qk: bool | None 
         "text_b": request.text_b,
         "target": request.target,
         "tokenizer": {"add_special_tokens": True},
-        "dtype": "float32",
+        "dtype": dtype,
         "extraction": {"attn_implementation": "eager", "qk": request.qk if qk is None else qk},
     }
 

@@ -9,7 +9,7 @@ import pytest
 from attndocs.cache import RecordCache
 from attndocs.cli import main
 from attndocs.errors import OptionError
-from attndocs.precompute import detect, precompute
+from attndocs.precompute import Shard, detect, precompute
 from attndocs.site import build_site
 
 BLOCK = "```attention\nmodel: {model}\nview: {view}\n\n{text}\n```\n\n"
@@ -103,3 +103,104 @@ def test_sphinx_project_is_read_by_sphinx_itself(tmp_path, tiny_model_dir):
 
     frozen = precompute(root, {"execution_mode": "frozen"})
     assert (frozen.computed, frozen.cached, frozen.failed) == (0, 2, 1)
+
+
+# -- shards: several machines fill one cache ----------------------------------------------------
+SHARD_TEXTS = [f"Figure number {n} reads a sentence of its own." for n in range(12)]
+
+
+def _sharded_site(root: Path, model: Path) -> Path:
+    pages = {}
+    for n, text in enumerate(SHARD_TEXTS):
+        view = "neuron" if n % 4 == 0 else "head"
+        pages[f"p{n % 3}/page{n}.md"] = f"# Page {n}\n\n" + BLOCK.format(model=model, view=view, text=text)
+    pages["p0/page0.md"] += BLOCK.format(model=model, view="model", text=SHARD_TEXTS[0])  # shares its record
+    pages["broken.md"] = BLOCK.format(model="./missing", view="head", text="x")
+    return _write(root, pages)
+
+
+def _keys(cache: Path) -> set[str]:
+    return {entry.key for entry in RecordCache(cache).entries()}
+
+
+def test_shards_split_keys_evenly_and_each_key_has_exactly_one_shard():
+    import hashlib
+
+    keys = [hashlib.sha256(str(n).encode()).hexdigest() for n in range(3000)]
+    shards = [Shard(k, 3) for k in (1, 2, 3)]
+    owners = [[s for s in shards if s.owns(key)] for key in keys]
+    assert all(len(o) == 1 for o in owners)
+    sizes = [sum(1 for o in owners if o[0] == s) for s in shards]
+    assert all(900 < size < 1100 for size in sizes), sizes
+    assert all(Shard(1, 1).owns(key) for key in keys[:10])
+    assert Shard.parse(" 2 / 3 ") == Shard(2, 3) and str(Shard(2, 3)) == "2/3"
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("0/3", "K must be from 1 to 3, not 0"),
+        ("4/3", "K must be from 1 to 3, not 4"),
+        ("1/0", "N must be from 1 to 10,000, not 0"),
+        ("1/20000", "N must be from 1 to 10,000, not 20000"),
+        ("3", "is not K/N"),
+        ("a/b", "is not K/N"),
+        ("-1/3", "is not K/N"),
+        ("", "is not K/N"),
+    ],
+)
+def test_bad_shards_are_refused_in_words(text, says, tmp_path, capsys):
+    with pytest.raises(OptionError, match=says):
+        Shard.parse(text)
+    assert main(["precompute", str(tmp_path), f"--shard={text}"]) == 1
+    assert says in capsys.readouterr().err
+
+
+def test_three_shards_in_three_caches_merge_by_copying_into_one_that_serves_a_frozen_build(tmp_path, tiny_model_dir):
+    import shutil
+
+    src = _sharded_site(tmp_path / "site", tiny_model_dir("bert"))
+    whole = precompute(src, {"cache_dir": str(tmp_path / "whole")})
+    assert (whole.figures, whole.failed) == (14, 1) and whole.computed == 13
+    reports = [precompute(src, {"cache_dir": str(tmp_path / f"shard{k}")}, shard=f"{k}/3") for k in (1, 2, 3)]
+    parts = [_keys(tmp_path / f"shard{k}") for k in (1, 2, 3)]
+    # Exactly one shard computed each record; together they computed what one run did.
+    assert parts[0].isdisjoint(parts[1]) and parts[0].isdisjoint(parts[2]) and parts[1].isdisjoint(parts[2])
+    assert parts[0] | parts[1] | parts[2] == _keys(tmp_path / "whole") and len(_keys(tmp_path / "whole")) == 12
+    assert sum(1 for p in parts if p) >= 2, "the split put every figure in one shard"
+    for report in reports:
+        assert report.shard is not None and report.failed == 1  # a figure that cannot run fails in every shard
+        assert report.computed + report.elsewhere == 13 and report.cached == 0
+        assert f"(shard {report.shard})" in report.summary() and f"{report.elsewhere} left to other shards" in report.summary()
+    assert sum(r.computed for r in reports) == 13
+
+    merged = tmp_path / "merged"
+    for k in (1, 2, 3):
+        shutil.copytree(tmp_path / f"shard{k}", merged, dirs_exist_ok=True)
+    built = build_site(src, tmp_path / "out", overrides={"cache_dir": str(merged), "execution_mode": "frozen"})
+    assert (built.batch.cached, built.batch.computed, built.batch.failed) == (13, 0, 1)
+    # A shard run over the merged cache finds nothing left to compute.
+    again = precompute(src, {"cache_dir": str(merged)}, shard="2/3")
+    assert (again.computed, again.cached, again.elsewhere) == (0, 13, 0)
+
+
+def test_shards_do_not_depend_on_page_order_or_the_kind_of_site(tmp_path, tiny_model_dir):
+    model = tiny_model_dir("bert")
+    texts = SHARD_TEXTS[:6]
+    md = _write(tmp_path / "md", {f"{n}.md": BLOCK.format(model=model, view="head", text=t) for n, t in enumerate(texts)})
+    backwards = _write(tmp_path / "back", {f"{n}.md": BLOCK.format(model=model, view="head", text=t) for n, t in enumerate(reversed(texts))})
+    rst = "".join(f".. attention::\n   :model: {model}\n\n   {t}\n\n" for t in texts)
+    sx = _write(tmp_path / "sx", {"conf.py": 'extensions = ["attndocs.sphinx_ext"]\n', "index.rst": "Title\n=====\n\n" + rst})
+    found = []
+    for name, src in (("md", md), ("back", backwards), ("sx", sx)):
+        report = precompute(src, {"cache_dir": str(tmp_path / f"c-{name}")}, shard="1/2")
+        assert report.computed + report.elsewhere == 6 and report.failed == 0, report.lines
+        found.append(_keys(tmp_path / f"c-{name}"))
+    assert found[0] == found[1] == found[2]
+
+
+def test_cli_precompute_runs_one_shard(tmp_path, tiny_model_dir, capsys):
+    src = _sharded_site(tmp_path / "site", tiny_model_dir("bert"))
+    assert main(["precompute", str(src), "--cache-dir", str(tmp_path / "c"), "--shard", "3/3"]) == 1  # broken.md fails
+    out = capsys.readouterr().out
+    assert "(shard 3/3): 14 figure(s)" in out and "left to other shards, 1 failed" in out

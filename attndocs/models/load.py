@@ -4,18 +4,28 @@ SmolLM2 ships as GGUF, which takes ~18 s to load; it is converted once into safe
 under $ATTNDOCS_HOME (a file lock makes two processes converting at once safe) and loads
 in well under a second after that. bert2bert-minilm is built from MiniLM with a fixed
 seed and stored the same way, so every process sees the same cross-attention weights.
+
+A model larger than one device is loaded with a ``device_map`` (and ``max_memory``), which
+transformers hands to accelerate: modules are spread over GPUs, the CPU and the disk (an
+offload folder under $ATTNDOCS_HOME), and accelerate's hooks move each layer's weights
+and activations to where that layer runs. ``dtype`` ``auto`` is resolved here, where the
+hardware is known: float32 unless its weights do not fit in the GPU memory the model may
+use (:func:`choose_dtype`).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
+import importlib.util
 import json
 import logging
 import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,8 +35,16 @@ from .resolve import BERT2BERT_SEED, BUNDLED, ModelRef, attndocs_home, bundled_f
 
 log = logging.getLogger("attndocs")
 
-_LOADED: dict[tuple[str, str, str], LoadedModel] = {}
+DeviceMap = str | Mapping[str, int | str]
+MaxMemory = Mapping[int | str, int]
+
+_LOADED: dict[tuple[str, ...], LoadedModel] = {}
 _LOCK = threading.Lock()
+
+# "Fits": the float32 weights take at most this share of the GPU memory the model may use.
+# The rest is for activations and for the attention the forward pass returns, which for a
+# figure grows as layers x heads x tokens² (4 GB at 32 x 32 x 1,024 tokens in float32).
+GPU_HEADROOM = 0.8
 
 
 @dataclass
@@ -34,11 +52,26 @@ class LoadedModel:
     ref: ModelRef
     model: Any
     tokenizer: Any
-    device: str
+    device: str  # where inputs go: the device the model's first layers run on
+    dtype: str = "float32"  # the precision its weights have (a requested "auto" resolved)
+    device_map: dict[str, int | str] | None = None  # where each module lives, when it is spread over devices
 
 
-def load_model(ref: ModelRef, device: str = "cpu") -> LoadedModel:
-    """The loaded model for ``ref``; the first call loads it, later calls reuse it."""
+def load_model(
+    ref: ModelRef,
+    device: str = "cpu",
+    *,
+    dtype: str = "auto",
+    device_map: DeviceMap | None = None,
+    max_memory: MaxMemory | None = None,
+) -> LoadedModel:
+    """The loaded model for ``ref``; the first call loads it, later calls reuse it.
+
+    ``device_map`` (accelerate's strategies ``auto``, ``balanced``, ``sequential``, or a
+    mapping of module names to devices) overrides ``device``; ``max_memory`` caps what
+    each device takes under a device map. ``dtype`` ``auto`` becomes float32 unless that
+    does not fit the GPU memory at hand (:func:`choose_dtype`).
+    """
     try:
         import torch  # noqa: F401
         import transformers  # noqa: F401
@@ -47,17 +80,49 @@ def load_model(ref: ModelRef, device: str = "cpu") -> LoadedModel:
             f"computing figures needs torch and transformers ({exc.name or exc} is not installed)",
             "pip install torch==2.13.0 'attndocs[models]', or build from a filled cache in frozen mode",
         ) from None
-    device = pick_device(device)
-    key = (ref.model_id, ref.revision, device)
+    if device_map is not None:
+        check_device_map(device_map, max_memory)
+        device = "map"  # the map decides; the device setting does not apply
+    else:
+        device = pick_device(device)
+    key = _placement_key(ref, device, dtype, device_map, max_memory)
     with _LOCK:
         if key not in _LOADED:
-            _LOADED[key] = _load(ref, device)
+            _LOADED[key] = _load(ref, device, dtype, device_map, max_memory)
         return _LOADED[key]
 
 
-def is_loaded(ref: ModelRef, device: str = "cpu") -> bool:
-    """Whether this process already holds ``ref`` (so using it costs no load)."""
-    return any(key[:2] == (ref.model_id, ref.revision) and (device == "auto" or key[2] == device) for key in _LOADED)
+def _placement_key(ref: ModelRef, device: str, dtype: str, device_map: DeviceMap | None, max_memory: MaxMemory | None) -> tuple[str, ...]:
+    return (ref.model_id, ref.revision, device, dtype, _as_text(device_map), _as_text(max_memory))
+
+
+def _as_text(value: DeviceMap | MaxMemory | None) -> str:
+    if value is None or isinstance(value, str):
+        return value or ""
+    return json.dumps({str(k): v for k, v in value.items()}, sort_keys=True)
+
+
+def is_loaded(
+    ref: ModelRef,
+    device: str = "cpu",
+    *,
+    dtype: str | None = None,
+    device_map: DeviceMap | None = None,
+    max_memory: MaxMemory | None = None,
+) -> bool:
+    """Whether this process already holds ``ref`` placed this way (so using it costs no load).
+
+    ``dtype`` None matches any precision; ``device`` auto matches any single device.
+    """
+    for model_id, revision, where, precision, mapped, limits in _LOADED:
+        if (model_id, revision) != (ref.model_id, ref.revision) or dtype not in (None, precision):
+            continue
+        if device_map is not None:
+            if where == "map" and (mapped, limits) == (_as_text(device_map), _as_text(max_memory)):
+                return True
+        elif where != "map" and device in ("auto", where):
+            return True
+    return False
 
 
 def loaded_count() -> int:
@@ -75,7 +140,149 @@ def pick_device(device: str) -> str:
     return device
 
 
-def _load(ref: ModelRef, device: str) -> LoadedModel:
+def check_device_map(device_map: DeviceMap, max_memory: MaxMemory | None) -> None:
+    """Refuse, before any loading, a map that needs what this machine lacks (accelerate, a GPU)."""
+    import torch
+
+    if importlib.util.find_spec("accelerate") is None:
+        raise ModelError("the device_map setting needs accelerate, which is not installed", "pip install accelerate")
+    named = [d for d in (device_map.values() if isinstance(device_map, Mapping) else ()) if isinstance(d, int)]
+    named += [d for d in (max_memory or {}) if isinstance(d, int)]
+    if named and not torch.cuda.is_available():
+        raise ModelError(
+            f"the device map puts weights on GPU {min(named)}, but no CUDA GPU is available",
+            "use cpu and disk in device_map and max_memory here, or run where the GPUs are",
+        )
+    if named and max(named) >= torch.cuda.device_count():
+        raise ModelError(
+            f"the device map names GPU {max(named)}, but this machine has {torch.cuda.device_count()} GPU(s), numbered from 0"
+        )
+
+
+# -- precision: what "auto" means -----------------------------------------------------------
+def choose_dtype(requested: str, *, float32_bytes: int | None, gpu_budget: int | None, bf16_supported: bool) -> str:
+    """The precision a model is loaded in.
+
+    Anything but ``auto`` is taken as asked. ``auto`` is float32 (exact) unless the model
+    runs on GPUs (``gpu_budget``: the bytes it may use there) and its float32 weights
+    take more than :data:`GPU_HEADROOM` of them: then bfloat16, or float16 on GPUs without
+    bfloat16. On the CPU, or when the weights cannot be measured, it stays float32.
+    """
+    if requested != "auto":
+        return requested
+    if gpu_budget is None or float32_bytes is None or float32_bytes <= GPU_HEADROOM * gpu_budget:
+        return "float32"
+    return "bfloat16" if bf16_supported else "float16"
+
+
+def gpu_budget(
+    device: str,
+    device_map: DeviceMap | None,
+    max_memory: MaxMemory | None,
+    *,
+    gpu_count: int,
+    free_memory: Callable[[int], int],
+) -> int | None:
+    """Bytes of GPU memory a model placed this way may use; None when it runs on no GPU.
+
+    On one device: that GPU's free memory. With a device map: the GPUs it may use (those
+    a mapping names; under a strategy those ``max_memory`` lists, else every GPU), each
+    counted at its ``max_memory`` limit, else at its free memory.
+    """
+    limits = dict(max_memory or {})
+    if device_map is None:
+        if not device.startswith("cuda") or gpu_count == 0:
+            return None
+        gpus = [int(device.partition(":")[2] or 0)]
+    elif isinstance(device_map, Mapping):
+        gpus = sorted({d for d in device_map.values() if isinstance(d, int)})
+    else:
+        listed = [d for d in limits if isinstance(d, int)]
+        gpus = sorted(listed) if limits else list(range(gpu_count))
+    if not gpus:
+        return None
+    return sum(int(limits[g]) if g in limits else free_memory(g) for g in gpus)
+
+
+def float32_weight_bytes(ref: ModelRef, source: str | Path, **kwargs: Any) -> int | None:
+    """Bytes of the model's weights in float32, counted on the meta device (no weights read)."""
+    import torch
+    import transformers
+
+    try:
+        config = transformers.AutoConfig.from_pretrained(source, **kwargs)
+        with torch.device("meta"):
+            if ref.model_type == "encoder-decoder":
+                model = transformers.EncoderDecoderModel(config=config)
+            else:
+                model = transformers.AutoModel.from_config(config, trust_remote_code=ref.trust_remote_code)
+        return 4 * sum(p.numel() for p in model.parameters())
+    except Exception as exc:  # an architecture that cannot be built empty: auto keeps float32
+        log.info("attndocs: cannot size %s before loading it (%s); dtype auto keeps float32", ref.short, exc)
+        return None
+
+
+def _resolve_dtype(ref: ModelRef, source: str | Path, requested: str, device: str, device_map: DeviceMap | None, max_memory: MaxMemory | None, kwargs: dict[str, Any]) -> str:
+    import torch
+
+    if requested != "auto":
+        return requested
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    budget = gpu_budget(device, device_map, max_memory, gpu_count=count, free_memory=lambda i: torch.cuda.mem_get_info(i)[0])
+    if budget is None:
+        return "float32"  # on the CPU (and the disk) float32 always fits: no need to measure
+    weights = float32_weight_bytes(ref, source, **kwargs)
+    chosen = choose_dtype(requested, float32_bytes=weights, gpu_budget=budget, bf16_supported=torch.cuda.is_bf16_supported())
+    if chosen != "float32":
+        log.warning(
+            "attndocs: %s takes %.1f GB in float32, more than fits in %.1f GB of GPU memory: loading it in %s",
+            ref.short, (weights or 0) / 1e9, budget / 1e9, chosen,
+        )
+    return chosen
+
+
+# -- where the weights go --------------------------------------------------------------------
+def execution_device(model: Any) -> str:
+    """Where a loaded model's inputs go: the device its first module runs on.
+
+    Under a device map accelerate runs modules kept on the CPU or the disk on the first
+    GPU of the map when there is one (the CPU otherwise), and its hooks move inputs along.
+    """
+    placed = getattr(model, "hf_device_map", None)
+    if not placed:
+        return str(next(model.parameters()).device)
+    for where in placed.values():
+        where = str(where)
+        if where.isdigit():
+            return f"cuda:{where}"
+        if where not in ("cpu", "disk", "meta"):
+            return where
+    return "cpu"
+
+
+def offload_folder(ref: ModelRef) -> Path:
+    """A folder of this process for the weights a device map sends to disk, removed at exit.
+
+    One per process: two builds offloading the same model never write the same files.
+    Checkpoints in safetensors are mostly read in place and leave it nearly empty.
+    """
+    root = attndocs_home() / "offload"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix=f"{_safe_name(ref.short)}-", dir=root))
+    except OSError as exc:
+        raise ModelError(
+            f"cannot create an offload folder in {root}: {exc.strerror or exc}", "set ATTNDOCS_HOME to a writable folder with room for the weights"
+        ) from exc
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
+def _safe_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in name)[:64] or "model"
+
+
+def _load(ref: ModelRef, device: str, dtype: str, device_map: DeviceMap | None, max_memory: MaxMemory | None) -> LoadedModel:
     import torch
     import transformers
 
@@ -93,14 +300,23 @@ def _load(ref: ModelRef, device: str) -> LoadedModel:
         if ref.source == "hub":
             kwargs["revision"] = ref.revision
         tokenizer = transformers.AutoTokenizer.from_pretrained(source, **kwargs)
-        model = _model_class(ref).from_pretrained(source, attn_implementation="eager", dtype=torch.float32, **kwargs)
+        chosen = _resolve_dtype(ref, source, dtype, device, device_map, max_memory, kwargs)
+        placement: dict[str, Any] = {}
+        if device_map is not None:
+            placement = {"device_map": device_map if isinstance(device_map, str) else dict(device_map), "offload_folder": str(offload_folder(ref))}
+            if max_memory:
+                placement["max_memory"] = dict(max_memory)
+        model = _model_class(ref).from_pretrained(source, attn_implementation="eager", dtype=getattr(torch, chosen), **placement, **kwargs)
         model.eval()
-        model.to(device)
+        if device_map is None:
+            model.to(device)  # under a device map accelerate placed every module already
+        placed = getattr(model, "hf_device_map", None)
+        where = execution_device(model) if device_map is not None else device
     except ModelError:
         raise
     except Exception as exc:  # whatever a model's files do: one figure warning, never a crash
         raise load_failure(ref, exc) from exc
-    return LoadedModel(ref=ref, model=model, tokenizer=tokenizer, device=device)
+    return LoadedModel(ref=ref, model=model, tokenizer=tokenizer, device=where, dtype=chosen, device_map=dict(placed) if placed else None)
 
 
 # What torch says when a checkpoint's pickle names a global outside its allow-list.

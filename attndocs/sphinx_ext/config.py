@@ -26,7 +26,7 @@ OVERRIDE_ADMONITION = "attention_override_admonition"
 
 # Settings whose change alters the figures themselves: every page is read again. The others
 # change only how pages are written (embed) or how a build runs (device, batch size, errors).
-_REBUILD = {"embed": "html", "device": "", "batch_size": "", "raise_on_error": ""}
+_REBUILD = {"embed": "html", "page_budget": "html", "device": "", "device_map": "", "max_memory": "", "batch_size": "", "raise_on_error": ""}
 
 
 def config_name(field: dataclasses.Field) -> str:

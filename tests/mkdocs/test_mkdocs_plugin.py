@@ -124,7 +124,7 @@ def test_serve_style_rebuilds_reuse_the_loaded_model_and_the_cache(mkdocs_projec
     loads = []
     real_load = model_load._load
     monkeypatch.setattr(model_load, "_LOADED", {})
-    monkeypatch.setattr(model_load, "_load", lambda ref, device: loads.append(ref.model_id) or real_load(ref, device))
+    monkeypatch.setattr(model_load, "_load", lambda ref, *rest: loads.append(ref.model_id) or real_load(ref, *rest))
     project = mkdocs_project(PAGES)
     first = project.build()
     assert (first.last.computed, len(loads)) == (2, 1)
