@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from tiny_models import FAMILIES, FAMILY_KIND, HEAD_DIM, LLAMA_KV_HEADS, NUM_HEADS, NUM_LAYERS
 
-from attndocs.extract.neuron import ADAPTERS, SectionQK, neuron_capture, self_check
+from attndocs.extract.neuron import ADAPTERS, SectionQK, SectionTensors, check_section, neuron_capture, self_check
 
 TOLERANCE = 1e-4
 TEXTS = ("The cat sat on the mat, and the dog lay on the rug.", "Some heads follow the previous word; others jump.")
@@ -57,9 +57,31 @@ def _run(model: Any, inputs: dict[str, Any], kind: str) -> tuple[dict[str, Secti
     return capture.sections(), _attentions(outputs, kind)
 
 
+def _tensors(section: SectionQK) -> SectionTensors:
+    """A numpy section as the tensors extraction checks (its bias is the same for every text)."""
+    import torch
+
+    bias = section.bias
+    layers = section.query.shape[1]
+    biases = [
+        None if bias is None else torch.from_numpy(np.ascontiguousarray(bias[0, layer][None]))
+        for layer in range(layers)
+    ]
+    return SectionTensors(
+        torch.from_numpy(np.ascontiguousarray(section.query)),
+        torch.from_numpy(np.ascontiguousarray(section.key)),
+        biases,
+        section.scale,
+        section.causal,
+    )
+
+
 def _worst_error(section: SectionQK, attention: np.ndarray) -> float:
-    """The self-check over every text of the batch (each call covers every layer and head)."""
-    return max(
+    """The self-check over every text of the batch, twice: numpy's float64 reference, text by text, and the
+    float32 torch check extraction runs, over the whole batch. They must agree."""
+    import torch
+
+    reference = max(
         self_check(
             attention[b],
             section.query[b],
@@ -70,6 +92,10 @@ def _worst_error(section: SectionQK, attention: np.ndarray) -> float:
         )
         for b in range(attention.shape[0])
     )
+    checked = check_section(torch.from_numpy(attention), _tensors(section))
+    assert len(checked) == attention.shape[0]
+    assert max(checked) == pytest.approx(reference, abs=1e-5), (checked, reference)
+    return max(reference, *checked)
 
 
 def _hook_count(model: Any) -> int:
@@ -340,6 +366,72 @@ def test_hooks_are_removed_when_the_forward_pass_raises(tiny_model_dir: Any) -> 
         assert _hook_count(model) > 0
         model(input_ids=torch.tensor([[10_000]]))
     assert _hook_count(model) == 0
+
+
+# -- the tensors extraction checks and moves ---------------------------------------------------------
+def test_tensors_stay_float32_on_the_model_device_and_each_pass_gets_its_own(tiny_model_dir: Any) -> None:
+    import torch
+
+    folder = tiny_model_dir("llama")
+    model = _load_tiny("llama", folder)
+    inputs = _tiny_inputs("llama", folder)
+    capture = neuron_capture(model)
+    with torch.inference_mode(), capture:
+        outputs = model(**inputs, output_attentions=True)
+    first = capture.tensors()["decoder"]
+    assert first.query.dtype == first.key.dtype == torch.float32 and first.query.device.type == "cpu"
+    assert first.biases == [None] * NUM_LAYERS and first.host_bias() is None
+    # Key heads are repeated on the device, as the record stores them.
+    assert first.key.shape[2] == NUM_HEADS and torch.equal(first.key[:, :, 0], first.key[:, :, 1])
+    attention = torch.stack(outputs.attentions, dim=1)
+    assert max(check_section(attention, first)) <= TOLERANCE
+    assert max(check_section(list(outputs.attentions), first)) <= TOLERANCE  # a tuple of layers works as well
+    numpy = capture.sections()["decoder"]
+    np.testing.assert_array_equal(numpy.query, first.query.numpy())
+    kept = first.query.clone()
+    with torch.inference_mode(), capture:
+        model(input_ids=inputs["input_ids"].flip(1))
+    assert torch.equal(first.query, kept)  # a later pass writes new buffers, never the ones handed out
+    assert not torch.equal(capture.tensors()["decoder"].query, kept)
+
+
+def test_t5_bias_crosses_to_the_host_once_per_stack(tiny_model_dir: Any) -> None:
+    import torch
+
+    folder = tiny_model_dir("t5")
+    model = _load_tiny("t5", folder)
+    capture = neuron_capture(model)
+    with torch.inference_mode(), capture:
+        model(**_tiny_inputs("t5", folder), output_attentions=True)
+    tensors = capture.tensors()
+    encoder = tensors["encoder"]
+    assert all(bias is encoder.biases[0] for bias in encoder.biases)  # one tensor for the whole stack
+    host = encoder.host_bias()
+    assert host is not None and host.shape == (NUM_LAYERS, NUM_HEADS, *encoder.query.shape[3:4], encoder.key.shape[3])
+    np.testing.assert_array_equal(host[0], encoder.biases[0].numpy()[0])
+    assert tensors["cross"].host_bias() is None
+
+
+def test_check_section_never_passes_on_mismatched_or_broken_input(tiny_model_dir: Any) -> None:
+    import torch
+
+    folder = tiny_model_dir("bert")
+    model = _load_tiny("bert", folder)
+    capture = neuron_capture(model)
+    with torch.inference_mode(), capture:
+        outputs = model(**_tiny_inputs("bert", folder), output_attentions=True)
+    section = capture.tensors()["encoder"]
+    attention = torch.stack(outputs.attentions, dim=1)
+    assert max(check_section(attention, section)) <= TOLERANCE
+    assert check_section(attention[:, :1], section) == [math.inf, math.inf]  # a layer missing
+    assert check_section(attention[..., :-1], section) == [math.inf, math.inf]  # a key position missing
+    broken = attention.clone()
+    broken[1, 1, 2, 3, 0] = float("nan")
+    errors = check_section(broken, section)
+    assert errors[0] <= TOLERANCE and errors[1] == math.inf  # only the text that has it fails
+    shifted = attention.clone()
+    shifted[0, 0, 0, 0] += 0.01
+    assert check_section(shifted, section)[0] == pytest.approx(0.01, abs=1e-6)
 
 
 # -- models without an adapter say so --------------------------------------------------------------

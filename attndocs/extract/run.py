@@ -20,6 +20,7 @@ import numpy as np
 from .. import __version__
 from ..errors import AttndocsError, ExecError, InputError, ModelError
 from ..record import AttentionRecord, Section, Side
+from .neuron.base import float32_buffer
 from .tokens import display_tokens, token_style
 
 NEURON_TOLERANCE = 1e-4
@@ -317,28 +318,46 @@ def _run_batch(loaded: Any, requests: list[ExtractRequest], encoded: list[_Encod
         from .neuron import neuron_capture
 
         capture = neuron_capture(model)
-        neuron_reason = capture.reason
-    try:
-        with torch.inference_mode():
-            if capture is not None and capture.reason is None:
+        if capture.reason is not None:  # no adapter for this model: nothing to hook, the reason goes in the record
+            neuron_reason, capture = capture.reason, None
+    # Everything up to the host copies runs where the model ran (the GPU, when there is one): the
+    # attention is stacked and the query/key vectors checked there, and only what the records keep
+    # crosses to the host, once per array, after the checks, so nothing waits on a copy in between.
+    with torch.inference_mode():
+        try:
+            if capture is not None:
                 with capture:
                     outputs = model(**batch, output_attentions=True)
             else:
                 outputs = model(**batch, output_attentions=True)
-    except Exception as exc:
-        raise ExecError(f"model '{loaded.ref.short}' failed: {exc}".splitlines()[0]) from exc
-    sections = _sections(loaded, outputs)
-    captured = capture.sections() if capture is not None and capture.reason is None else {}
-    capture_errors = dict(getattr(capture, "errors", None) or {})
+        except Exception as exc:
+            raise ExecError(f"model '{loaded.ref.short}' failed: {exc}".splitlines()[0]) from exc
+        stacked = _sections(loaded, outputs)
+        # The model's own per-layer tensors go here: beside the stacked copy, there never are more
+        # than two copies of the attention (on a CPU both are host memory), and from here on one.
+        del outputs
+        neurons: list[dict[str, Any]] = [{"available": False, "reason": neuron_reason} for _ in requests]
+        kept: dict[str, _HostQK] = {}
+        if capture is not None:
+            captured = capture.tensors()
+            checks, why = _check(stacked, captured, len(requests))
+            capture_errors = {**capture.errors, **why}
+            neurons = [_neuron_verdict(list(stacked), checks, b, capture_errors) for b in range(len(requests))]
+            keep = [b for b, neuron in enumerate(neurons) if neuron["available"]]
+            if keep:
+                kept = {name: _HostQK.move(section, keep) for name, section in captured.items() if name in stacked}
+            del captured
+        host = {name: (_to_host(tensor), rows, cols, causal) for name, (tensor, rows, cols, causal) in stacked.items()}
+        del stacked
     records = []
     for b, (request, enc) in enumerate(zip(requests, encoded)):
         record_sections = {
             name: Section(name=name, attention=np.ascontiguousarray(arr[b]), rows=rows, cols=cols, causal=causal)
-            for name, (arr, rows, cols, causal) in sections.items()
+            for name, (arr, rows, cols, causal) in host.items()
         }
-        neuron = {"available": False, "reason": neuron_reason}
-        if qk and capture is not None and capture.reason is None:
-            neuron = _attach_qk(record_sections, captured, b, capture_errors)
+        if neurons[b]["available"]:
+            for name, section in record_sections.items():
+                kept[name].attach(section, b)
         records.append(
             AttentionRecord(
                 model_id=loaded.ref.model_id,
@@ -350,15 +369,17 @@ def _run_batch(loaded: Any, requests: list[ExtractRequest], encoded: list[_Encod
                 target=request.target,
                 sides=enc.sides,
                 sections=record_sections,
-                neuron=neuron,
+                neuron=neurons[b],
                 versions=library_versions(),
-                extraction={"attn_implementation": "eager", "dtype": "float32", "qk": qk, "device": loaded.device},
+                extraction={"attn_implementation": "eager", "dtype": getattr(loaded, "dtype", "float32"), "qk": qk, "device": loaded.device},
             )
         )
     return records
 
 
-def _sections(loaded: Any, outputs: Any) -> dict[str, tuple[np.ndarray, str, str, bool]]:
+def _sections(loaded: Any, outputs: Any) -> dict[str, tuple[Any, str, str, bool]]:
+    """Per section: the attention of every layer as one float32 ``[batch, layers, heads, rows, cols]`` tensor
+    on the device the model ran on, and the section's rows side, cols side and causality."""
     kind = loaded.ref.kind
     if kind == "encoder-decoder":
         parts = {
@@ -377,41 +398,107 @@ def _sections(loaded: Any, outputs: Any) -> dict[str, tuple[np.ndarray, str, str
                 f"model '{loaded.ref.short}' returned no {name} attention weights",
                 "it may not support eager attention; try another model",
             )
-        # [batch, layers, heads, rows, cols]
-        stacked = np.stack([a.detach().to("cpu").float().numpy() for a in layers], axis=1)
-        out[name] = (stacked, rows, cols, causal)
+        out[name] = (_stack(layers, loaded.ref.short, name), rows, cols, causal)
     return out
 
 
-def _attach_qk(sections: dict[str, Section], captured: dict[str, Any], b: int, capture_errors: dict[str, str]) -> dict[str, Any]:
-    """Attach captured q/k/bias to the sections only if they reproduce the attention."""
-    from .neuron import self_check
+def _stack(layers: Sequence[Any], model_name: str, name: str) -> Any:
+    """The layers copied into one float32 tensor on the first layer's device: one copy, cast on the way.
 
+    With a device_map the layers may sit on several devices; each copy brings its layer over.
+    """
+    first = layers[0]
+    shape = tuple(first.shape)
+    if len(shape) != 4 or any(tuple(layer.shape) != shape for layer in layers):
+        raise ModelError(
+            f"model '{model_name}' returned {name} attention of unexpected shapes ({[tuple(a.shape) for a in layers][:3]} ...)",
+            "it may not support eager attention; try another model",
+        )
+    out = float32_buffer((shape[0], len(layers), *shape[1:]), first.device)
+    for index, layer in enumerate(layers):
+        out[:, index].copy_(layer)
+    return out
+
+
+def _to_host(tensor: Any) -> np.ndarray:
+    """One copy to the host, into numpy's memory (none on a CPU: the array shares the tensor's memory)."""
+    if tensor.device.type == "cpu":
+        return tensor.detach().numpy()
+    host = float32_buffer(tuple(tensor.shape), "cpu")
+    host.copy_(tensor)
+    return host.numpy()
+
+
+def _check(stacked: dict[str, tuple[Any, str, str, bool]], captured: dict[str, Any], batch: int) -> tuple[dict[str, list[float]], dict[str, str]]:
+    """Self-check errors per section and text, computed where the tensors are; and why a check could not run."""
+    from .neuron import check_section
+
+    checks: dict[str, list[float]] = {}
+    why: dict[str, str] = {}
+    for name, (attention, *_) in stacked.items():
+        section = captured.get(name)
+        if section is None:
+            continue
+        try:
+            checks[name] = check_section(attention, section)
+        except Exception as exc:  # e.g. out of device memory: this figure goes without its neuron view
+            why[name] = f"the self-check failed: {type(exc).__name__}: {exc}".splitlines()[0]
+    return checks, why
+
+
+def _neuron_verdict(names: list[str], checks: dict[str, list[float]], b: int, capture_errors: dict[str, str]) -> dict[str, Any]:
+    """Whether text ``b`` of the batch gets its query/key vectors: only if every section reproduces its attention."""
     errors = {}
-    for name, section in sections.items():
-        qk = captured.get(name)
-        if qk is None:
+    for name in names:
+        if name not in checks:
             why = capture_errors.get(name)
             return {
                 "available": False,
                 "reason": f"no query/key vectors were captured for the {name} section" + (f": {why}" if why else ""),
             }
-        query, key = np.asarray(qk.query[b], np.float32), np.asarray(qk.key[b], np.float32)
-        bias = None if qk.bias is None else np.asarray(qk.bias[b], np.float32)
-        err = self_check(section.attention, query, key, bias, qk.scale, section.causal)
+        err = checks[name][b]
         errors[name] = float(err)
         if not err <= NEURON_TOLERANCE:
             return {
                 "available": False,
                 "reason": f"the captured query/key vectors do not reproduce the {name} attention (max error {err:.2g} > {NEURON_TOLERANCE:g})",
             }
-    for name, section in sections.items():
-        qk = captured[name]
-        section.query = np.ascontiguousarray(qk.query[b], np.float32)
-        section.key = np.ascontiguousarray(qk.key[b], np.float32)
-        section.bias = None if qk.bias is None else np.ascontiguousarray(qk.bias[b], np.float32)
-        section.scale = float(qk.scale)
     return {"available": True, "reason": None, "max_error": errors}
+
+
+@dataclass
+class _HostQK:
+    """One section's query/key vectors (and bias) on the host, for the texts of a batch that keep them."""
+
+    query: np.ndarray  # [kept texts, L, H, rows, d]
+    key: np.ndarray
+    bias: np.ndarray | None  # [L, H, rows, cols]: the same for every text
+    scale: float
+    rows: dict[int, int]  # text index in the batch -> row of query / key
+
+    @classmethod
+    def move(cls, section: Any, keep: list[int]) -> _HostQK:
+        """One copy per array to the host, of the kept texts only."""
+        import torch
+
+        query, key = section.query, section.key
+        if len(keep) != query.shape[0]:
+            index = torch.tensor(keep, device=query.device)
+            query, key = query.index_select(0, index), key.index_select(0, index)
+        return cls(
+            query=_to_host(query),
+            key=_to_host(key),
+            bias=section.host_bias(),
+            scale=float(section.scale),
+            rows={b: i for i, b in enumerate(keep)},
+        )
+
+    def attach(self, section: Section, b: int) -> None:
+        row = self.rows[b]
+        section.query = np.ascontiguousarray(self.query[row], np.float32)
+        section.key = np.ascontiguousarray(self.key[row], np.float32)
+        section.bias = self.bias
+        section.scale = self.scale
 
 
 def library_versions() -> dict[str, str]:

@@ -2,7 +2,9 @@
 
 An adapter (one module per family in this package) only says *where* a family's query and key come
 from; this module installs the hooks, turns what they saw into per-head vectors, and stacks them per
-section. torch is only touched inside functions: importing this module does not import torch.
+section. The vectors stay torch tensors on the device the model ran on (``NeuronCapture.tensors``)
+until a caller moves what it keeps to the host once (``SectionTensors.to_numpy``). torch is only
+touched inside functions: importing this module does not import torch.
 """
 
 from __future__ import annotations
@@ -44,6 +46,57 @@ class SectionQK:
     causal: bool
 
 
+@dataclass
+class SectionTensors:
+    """The same vectors as SectionQK, as float32 torch tensors on the device the model ran on.
+
+    ``query`` / ``key`` are ``[B, L, H, rows|cols, d]``, written in place by the hooks (one copy per layer,
+    no stacking afterwards). ``biases`` holds one entry per layer: a ``[1, H, rows, cols]`` tensor shared
+    by every text of the batch (and, in T5, by every layer of a stack: the same tensor object), or None.
+    Extraction checks these on the device and moves to the host only what a record stores.
+    """
+
+    query: torch.Tensor
+    key: torch.Tensor
+    biases: list[torch.Tensor | None]
+    scale: float
+    causal: bool
+
+    @property
+    def has_bias(self) -> bool:
+        return any(bias is not None for bias in self.biases)
+
+    def host_bias(self) -> np.ndarray | None:
+        """The bias of one text, ``[L, H, rows, cols]`` float32 on the host (layers without one are zero), or None.
+
+        The bias does not depend on the text, so one array serves every text of the batch. Each distinct
+        tensor crosses to the host once: T5's stacks share one tensor between all their layers.
+        """
+        if not self.has_bias:
+            return None
+        layers, heads, rows, cols = self.query.shape[1], self.query.shape[2], self.query.shape[3], self.key.shape[3]
+        out = np.zeros((layers, heads, rows, cols), np.float32)
+        moved: dict[int, np.ndarray] = {}
+        for layer, bias in enumerate(self.biases):
+            if bias is not None:
+                if id(bias) not in moved:
+                    moved[id(bias)] = bias.detach().cpu().numpy()
+                out[layer] = moved[id(bias)][0]
+        return out
+
+    def to_numpy(self) -> SectionQK:
+        """All of it on the host, batch included (tests and analyses; extraction moves less)."""
+        bias = self.host_bias()
+        batch = self.query.shape[0]
+        return SectionQK(
+            query=self.query.detach().cpu().numpy(),
+            key=self.key.detach().cpu().numpy(),
+            bias=None if bias is None else np.ascontiguousarray(np.broadcast_to(bias, (batch, *bias.shape))),
+            scale=self.scale,
+            causal=self.causal,
+        )
+
+
 @dataclass(frozen=True)
 class Source:
     """Where one of query/key comes from: the output of ``module``, optionally a slice of its last dimension."""
@@ -56,6 +109,43 @@ class Source:
 Transform = Callable[["Site", "torch.Tensor", "torch.Tensor", dict[str, Any]], "tuple[torch.Tensor, torch.Tensor]"]
 
 
+class _SectionStore:
+    """The float32 buffers every layer of one section writes its vectors into, allocated by the first layer.
+
+    Writing each layer straight into its slot of a ``[B, L, H, n, d]`` buffer is the only copy the vectors
+    get on the device: no per-layer copies to stack afterwards, and nothing crosses to the host here.
+    """
+
+    def __init__(self, layers: int) -> None:
+        self.layers = layers
+        self.query: torch.Tensor | None = None
+        self.key: torch.Tensor | None = None
+
+    def write(self, layer: int, query: torch.Tensor, key: torch.Tensor, kv_groups: int, ratio: float) -> None:
+        batch, heads, rows, dim = query.shape
+        kv_heads, cols = key.shape[1], key.shape[2]
+        if self.query is None or self.key is None:
+            # The first layer to finish fixes the shapes, on its device (with a device_map the
+            # layers may run on several; copy_ moves the others' vectors to this one).
+            self.query = float32_buffer((batch, self.layers, heads, rows, dim), query.device)
+            self.key = float32_buffer((batch, self.layers, heads, cols, dim), query.device)
+        expected_key = (batch, heads // kv_groups, *self.key.shape[3:])
+        if query.shape != self.query[:, layer].shape or key.shape != expected_key or kv_heads * kv_groups != heads:
+            raise RuntimeError(
+                f"layer {layer} gives query {tuple(query.shape)} and key {tuple(key.shape)} "
+                f"({kv_groups} query heads per key head), unlike the first layer of its section"
+            )
+        target = self.query[:, layer]
+        target.copy_(query)  # casts to float32 first, so a multiplier below is applied in float32
+        if ratio != 1.0:
+            target.mul_(ratio)
+        # Each key head serves kv_groups consecutive query heads (transformers' repeat_kv): a
+        # broadcast copy into [B, H_kv, groups, n, d] repeats them without a temporary.
+        self.key[:, layer].view(batch, kv_heads, kv_groups, cols, dim).copy_(
+            key.unsqueeze(2).expand(-1, -1, kv_groups, -1, -1)
+        )
+
+
 @dataclass(eq=False)
 class Site:
     """One attention module whose scores are captured.
@@ -63,7 +153,7 @@ class Site:
     The hooks on ``query_source`` / ``key_source`` keep their outputs; the hook on the attention module
     itself runs after its forward and turns them into per-head vectors (``transform`` applies what the
     model does between projection and matmul, e.g. rotary embeddings), repeats grouped key heads, and
-    keeps float32 copies on the CPU.
+    writes float32 copies into its section's buffers on the model's device.
     """
 
     section: str  # "encoder", "decoder" or "cross" (see section_of)
@@ -77,11 +167,14 @@ class Site:
     kwarg_names: tuple[str, ...] = ()  # arguments of the attention call that ``transform`` needs
     bias_module: nn.Module | None = None  # T5's relative_attention_bias embedding: output [rows, cols, H]
     bias_from: Site | None = None  # reuse another site's bias (T5 computes it in the first layer only)
+    # Set by NeuronCapture: where this layer's vectors go, and the multiplier its section stores.
+    layer: int = field(default=0, repr=False)
+    store: _SectionStore | None = field(default=None, repr=False)
+    section_scale: float | None = field(default=None, repr=False)
     # Filled during a forward pass.
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
-    query: np.ndarray | None = field(default=None, repr=False)
-    key: np.ndarray | None = field(default=None, repr=False)
-    own_bias: np.ndarray | None = field(default=None, repr=False)
+    written: bool = field(default=False, repr=False)
+    own_bias: torch.Tensor | None = field(default=None, repr=False)
     error: str | None = None
 
     @property
@@ -91,11 +184,12 @@ class Site:
 
     def reset(self) -> None:
         self.raw.clear()
-        self.query = self.key = self.own_bias = None
+        self.written = False
+        self.own_bias = None
         self.error = None
 
     @property
-    def bias(self) -> np.ndarray | None:
+    def bias(self) -> torch.Tensor | None:
         return self.bias_from.bias if self.bias_from is not None else self.own_bias
 
     @property
@@ -150,33 +244,47 @@ class Site:
 
         if "query" not in self.raw or "key" not in self.raw:
             raise RuntimeError("the query or key projection did not run inside the attention module")
+        if self.store is None:
+            raise RuntimeError("the site was not prepared by a NeuronCapture")
         with torch.no_grad():
             query = _heads(self.raw["query"], self.head_dim)
             key = _heads(self.raw["key"], self.head_dim)
             if self.transform is not None:
                 query, key = self.transform(self, query, key, self.raw.get("kwargs", {}))
-            if self.kv_groups > 1:
-                # Each key head serves kv_groups consecutive query heads (transformers' repeat_kv).
-                key = key.repeat_interleave(self.kv_groups, dim=1)
-            self.query = _numpy(query)
-            self.key = _numpy(key)
+            # One scale per section: a layer with its own multiplier carries the ratio in its query,
+            # rounded to float32 as the stored vectors are.
+            section_scale = self.scale if self.section_scale is None else self.section_scale
+            ratio = 1.0 if self.scale == section_scale else float(np.float32(self.scale / section_scale))
+            self.store.write(self.layer, query, key, self.kv_groups, ratio)
             if self.bias_module is not None:
                 if "bias" not in self.raw:
                     raise RuntimeError("the relative position bias was not computed in this layer")
                 # [rows, cols, H] -> [1, H, rows, cols]; the bias is the same for every text of the batch.
-                self.own_bias = _numpy(self.raw["bias"].permute(2, 0, 1).unsqueeze(0))
+                # An owned float32 copy: the model's tensor may be reused or changed after this layer.
+                bias = self.raw["bias"].permute(2, 0, 1).unsqueeze(0)
+                self.own_bias = torch.empty(bias.shape, dtype=torch.float32, device=bias.device).copy_(bias)
+            self.written = True
+
+
+def float32_buffer(shape: tuple[int, ...], device: Any) -> torch.Tensor:
+    """An uninitialised float32 tensor on ``device``; on the CPU, memory numpy allocated.
+
+    numpy asks the kernel for huge pages on large arrays (madvise), torch does not: filling a fresh
+    75 MB array (MiniLM's attention at 512 tokens) took 19 ms through numpy against 35 ms through
+    torch.empty on a 2-core machine, most of the difference page faults. The tensor shares the
+    array's memory, so a later ``.numpy()`` is free and the array is an ordinary one.
+    """
+    import torch
+
+    if torch.device(device).type == "cpu":
+        return torch.from_numpy(np.empty(shape, np.float32))
+    return torch.empty(shape, dtype=torch.float32, device=device)
 
 
 def _heads(projected: torch.Tensor, head_dim: int) -> torch.Tensor:
-    """[B, n, H*d] (or [B, n, H, d]) -> [B, H, n, d], as the attention modules split heads."""
+    """[B, n, H*d] (or [B, n, H, d]) -> [B, H, n, d], as the attention modules split heads (a view, no copy)."""
     batch, length = projected.shape[0], projected.shape[1]
     return projected.reshape(batch, length, -1, head_dim).transpose(1, 2)
-
-
-def _numpy(tensor: torch.Tensor) -> np.ndarray:
-    import torch
-
-    return tensor.detach().to(device="cpu", dtype=torch.float32).numpy().copy()
 
 
 _SIGNATURES: dict[type, inspect.Signature] = {}
@@ -226,6 +334,10 @@ class NeuronCapture:
         self.sites = list(sites)
         self.reason = reason
         self._handles: list[Any] = []
+        self._grouped: dict[str, list[Site]] = {}
+        for site in self.sites:
+            self._grouped.setdefault(site.section, []).append(site)
+        self._stores: dict[str, _SectionStore] = {}
 
     def __repr__(self) -> str:
         what = self.reason or f"{len(self.sites)} attention modules"
@@ -233,8 +345,12 @@ class NeuronCapture:
 
     def __enter__(self) -> NeuronCapture:
         if self.reason is None:
-            for site in self.sites:
-                site.reset()
+            # Fresh buffers per forward pass: tensors handed out after an earlier pass stay as they were.
+            self._stores = {name: _SectionStore(len(sites)) for name, sites in self._grouped.items()}
+            for name, sites in self._grouped.items():
+                for layer, site in enumerate(sites):
+                    site.reset()
+                    site.layer, site.store, site.section_scale = layer, self._stores[name], sites[0].scale
             try:
                 for site in self.sites:
                     site.install(self._handles)
@@ -259,42 +375,33 @@ class NeuronCapture:
                 continue
             if site.error is not None:
                 problems[site.section] = f"attention module {index} ({type(site.module).__name__}): {site.error}"
-            elif site.query is None or (site.has_bias and site.bias is None):
+            elif not site.written or (site.has_bias and site.bias is None):
                 problems[site.section] = f"attention module {index} ({type(site.module).__name__}) did not run"
         return problems
 
-    def sections(self) -> dict[str, SectionQK]:
-        """The captured sections; a section any of whose layers failed or did not run is left out."""
+    def tensors(self) -> dict[str, SectionTensors]:
+        """The captured sections as tensors on the model's device; a section any of whose layers failed or
+        did not run is left out. Nothing is copied: the tensors are the buffers the hooks wrote."""
         if self.reason is not None:
             return {}
         broken = self.errors
-        grouped: dict[str, list[Site]] = {}
-        for site in self.sites:
-            grouped.setdefault(site.section, []).append(site)
-        out: dict[str, SectionQK] = {}
-        for name in sorted(grouped, key=lambda s: SECTION_ORDER.index(s) if s in SECTION_ORDER else len(SECTION_ORDER)):
-            if name not in broken:
-                out[name] = _stack(grouped[name])
+        out: dict[str, SectionTensors] = {}
+        for name in sorted(
+            self._grouped, key=lambda s: SECTION_ORDER.index(s) if s in SECTION_ORDER else len(SECTION_ORDER)
+        ):
+            store = self._stores.get(name)
+            if name in broken or store is None or store.query is None or store.key is None:
+                continue
+            sites = self._grouped[name]
+            out[name] = SectionTensors(
+                query=store.query,
+                key=store.key,
+                biases=[site.bias for site in sites],
+                scale=float(sites[0].scale),
+                causal=sites[0].causal,
+            )
         return out
 
-
-def _stack(sites: list[Site]) -> SectionQK:
-    scale = sites[0].scale
-    queries = []
-    for site in sites:
-        query = site.query
-        assert query is not None
-        if site.scale != scale:
-            # One scale per section: a layer with its own multiplier carries the ratio in its query.
-            query = (query * np.float32(site.scale / scale)).astype(np.float32)
-        queries.append(query)
-    query = np.stack(queries, axis=1)
-    key = np.stack([site.key for site in sites], axis=1)
-    bias = None
-    if any(site.has_bias for site in sites):
-        batch, heads, rows, cols = query.shape[0], query.shape[2], query.shape[3], key.shape[3]
-        bias = np.zeros((batch, len(sites), heads, rows, cols), np.float32)
-        for layer, site in enumerate(sites):
-            if site.bias is not None:
-                bias[:, layer] = site.bias  # broadcasts a batch-independent [1, H, rows, cols]
-    return SectionQK(query=query, key=key, bias=bias, scale=float(scale), causal=sites[0].causal)
+    def sections(self) -> dict[str, SectionQK]:
+        """The captured sections as numpy arrays on the host (see ``tensors`` for what is left out)."""
+        return {name: section.to_numpy() for name, section in self.tensors().items()}
