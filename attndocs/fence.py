@@ -40,7 +40,7 @@ from pathlib import Path
 from .errors import AttndocsError, OptionError
 from .options import MAX_FIGURES_PER_PAGE, FigureOptions, figure_fields, option_name, too_many_figures
 from .pipeline import FigureResult, Pipeline
-from .render import render_figure, render_placeholder
+from .render import over_budget, render_figure, render_placeholder
 from .text import terminal_safe
 
 FENCE_NAME = "attention"
@@ -482,8 +482,14 @@ class FigureBatch:
             for figure in group:
                 figure.result = result
 
-    def render(self, *, embed: str = "inline", file_prefix: Callable[[str], str] = lambda page: "") -> RenderedBatch:
-        """HTML for every token: the figure, or a visible placeholder and a warning."""
+    def render(
+        self, *, embed: str = "inline", file_prefix: Callable[[str], str] = lambda page: "", page_budget: int = 0
+    ) -> RenderedBatch:
+        """HTML for every token: the figure, or a visible placeholder and a warning.
+
+        A figure that costs its page more than ``page_budget`` bytes (0: no limit) is placed
+        all the same, with a warning saying what would shrink it.
+        """
         out = RenderedBatch(html={}, files={}, problems=[], pages=self.pages)
         used_ids: dict[str, set[str]] = {}
         for figure in self.figures:
@@ -502,6 +508,9 @@ class FigureBatch:
                 else:
                     out.html[figure.token] = rendered.html
                     out.files.update(rendered.files)
+                    heavy = over_budget(rendered, page_budget)
+                    if heavy:
+                        out.problems.append(Problem(figure.where(), heavy))
                     if result.source == "computed":
                         out.computed += 1
                     else:

@@ -47,8 +47,12 @@ class RenderedFigure:
     id: str
     view: str
     files: dict[str, bytes] = field(default_factory=dict)
-    payload_bytes: int = 0
+    payload_bytes: int = 0  # every byte of data the figure ships, in the page or beside it
     name: str | None = None  # what links name (#<name>/...), for a figure with a name option
+    page_bytes: int = 0  # what the figure costs its page before its first view draws
+    first_bytes: int = 0  # what it would cost with embed="file": its header and first chunk
+    shape: tuple[int, int, int] = (0, 0, 0)  # layers, heads and tokens it ships (the largest section)
+    embed: str = "inline"
 
     def __str__(self) -> str:
         return self.html
@@ -221,9 +225,11 @@ def render_figure(
 ) -> RenderedFigure:
     """The HTML fragment of one figure.
 
-    ``embed="inline"`` puts the payload in the page as base64 (works from file://);
-    ``embed="file"`` returns it in ``files`` under a content-hashed name, fetched from
-    ``file_prefix + name`` when the figure comes into view. ``used_ids`` (one set per page)
+    ``embed="inline"`` puts the payload's chunks in the page as base64, each decoded when
+    the figure first needs it; ``embed="file"`` returns them in ``files`` as scripts named
+    by their content (``attndocs-<hash>.js``), loaded from ``file_prefix`` when the figure
+    comes into view (the first chunk) or the reader asks for more. Both work from a web
+    server and from file://. ``used_ids`` (one set per page)
     keeps ids unique when the same figure appears twice. The element id is always
     ``attndocs-...`` (see :func:`figure_id`); a named figure also carries its name for
     links. Raises :class:`OptionError` when
@@ -238,16 +244,25 @@ def render_figure(
     files: dict[str, bytes] = {}
     src = None
     body_b64 = ""
+    chunks: list[tuple[str, jinja2.utils.markupsafe.Markup]] = []
+    count = len(payload.shipped)
     if embed == "file":
-        name = f"attndocs-{digest[:16]}.bin"
-        files[name] = payload.encoded
-        src = file_prefix + name
+        # Every chunk is a script beside the page; the page names the first, and the others
+        # (same folder, named by their hash in the header) load as the reader needs them.
+        for index in range(count):
+            files[payload.chunk_file_name(index)] = payload.chunk_script(index)
+        src = file_prefix + payload.chunk_file_name(0)
+        page_data = len(files[payload.chunk_file_name(0)])
     else:
-        body_b64 = payload.body_base64()
+        # Base64 has no character that needs escaping, and escaping megabytes of it costs time.
+        body_b64 = payload.body_base64(0)
+        chunks = [(payload.chunk_id(i), jinja2.utils.markupsafe.Markup(payload.body_base64(i))) for i in range(1, count)]
+        page_data = len(body_b64) + sum(len(b64) for _, b64 in chunks)
     description = describe(record, options)
     label = options.alt or description
     selection = payload.header["options"]
     pairs = strongest_pairs(record, selection["layer"], selection["heads"]) if options.view != "summary" else []
+    header_json = payload.header_json()
     html = _env().get_template("figure.html").render(
         id=fig_id,
         name=name,
@@ -261,12 +276,61 @@ def render_figure(
         layer=selection["layer"],
         pairs=pairs,
         caption=options.caption,
-        header_json=jinja2.utils.markupsafe.Markup(payload.header_json()),
-        body_b64=body_b64,
+        header_json=jinja2.utils.markupsafe.Markup(header_json),
+        body_b64=jinja2.utils.markupsafe.Markup(body_b64),
+        chunks=chunks,
         src=src,
     )
+    header_bytes = len(header_json.encode("utf-8"))
     return RenderedFigure(
-        html=html, id=fig_id, view=options.view, files=files, payload_bytes=len(payload.encoded), name=name
+        html=html, id=fig_id, view=options.view, files=files, payload_bytes=len(payload.encoded), name=name,
+        page_bytes=header_bytes + page_data, first_bytes=header_bytes + len(payload.chunk_script(0)),
+        shape=_shipped_shape(payload.header), embed=embed,
+    )
+
+
+def _shipped_shape(header: dict[str, Any]) -> tuple[int, int, int]:
+    sections = header["sections"].values()
+    return (
+        max((len(s["layers"]) for s in sections), default=0),
+        max((len(s["heads"]) for s in sections), default=0),
+        max((max(s["shape"]) for s in sections), default=0),
+    )
+
+
+def _format_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "kB", "MB"):
+        if value < 1000:
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"
+
+
+def over_budget(figure: RenderedFigure, budget: int, setting: str = "page_budget") -> str | None:
+    """The warning for a figure that costs its page more than ``budget`` bytes, else None.
+
+    ``setting`` is the budget's name in the front-end's configuration (Sphinx:
+    ``attention_page_budget``). The message says the figure's size and what would shrink
+    it: fewer layers or heads, fewer tokens, or side files loaded as the reader asks.
+    """
+    if budget <= 0 or figure.page_bytes <= budget:
+        return None
+    layers, heads, tokens = figure.shape
+    cuts = []
+    if layers > 1:
+        cuts.append(f"include-layers (it ships {layers} layers)")
+    if heads > 1:
+        cuts.append(f"include-heads ({heads} heads)")
+    cuts.append(f"fewer tokens ({tokens}; the data grows with their square)")
+    if figure.embed == "inline" and 0 < figure.first_bytes < figure.page_bytes / 2:
+        embed = "attention_embed = 'file'" if setting.startswith("attention_") else "embed: file"
+        cuts.append(
+            f"or {embed}, with which it costs {_format_size(figure.first_bytes)} and loads the rest as the reader asks"
+        )
+    return (
+        f"this figure costs its page {_format_size(figure.page_bytes)} before it draws, over the page budget of "
+        f"{_format_size(budget)} ({setting}); to shrink it: " + ", ".join(cuts)
     )
 
 
@@ -339,21 +403,31 @@ def inline_assets_html(fragment: str) -> str:
 _DATA_RE = re.compile(
     r"""<div class="attndocs-data" hidden data-header='([^']*)'(?: data-src="([^"]*)"| data-body="([^"]*)")></div>"""
 )
+_CHUNK_RE = re.compile(r"""<div class="attndocs-chunk" hidden data-chunk="([0-9a-f]+)" data-body="([^"]*)"></div>""")
 
 
 def figure_payloads(html: str) -> list[dict[str, Any]]:
     """Every figure payload in rendered HTML, in page order (for tests and tools).
 
-    Each item: ``header`` (the decoded JSON), ``body`` (the shipped bytes, inline figures)
-    or ``src`` (the side-file URL, ``embed="file"``); the other is None.
+    Each item: ``header`` (the decoded JSON); for an inline figure ``body`` (chunk 0 as
+    shipped) and ``chunks`` (every chunk as shipped, in header order, chunk 0 first), for
+    ``embed="file"`` ``src`` (the URL of chunk 0's script); the others are None.
     """
     out = []
-    for match in _DATA_RE.finditer(html):
+    matches = list(_DATA_RE.finditer(html))
+    for k, match in enumerate(matches):
         header_text, src, body = match.groups()
+        header = json.loads(header_text)
+        chunks = None
+        if body is not None:
+            end = matches[k + 1].start() if k + 1 < len(matches) else len(html)
+            inline = {m.group(1): base64.b64decode(m.group(2)) for m in _CHUNK_RE.finditer(html, match.end(), end)}
+            chunks = [base64.b64decode(body)] + [inline[c["id"]] for c in header["chunks"][1:]]
         out.append({
-            "header": json.loads(header_text),
+            "header": header,
             "src": jinja2.utils.markupsafe.Markup(src).unescape() if src is not None else None,
-            "body": base64.b64decode(body) if body is not None else None,
+            "body": chunks[0] if chunks is not None else None,
+            "chunks": chunks,
         })
     return out
 

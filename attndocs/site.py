@@ -800,7 +800,11 @@ def build_site(
             progress(0, len(batch.figures), f"{len(batch.figures)} figure(s) on {len(batch.pages)} page(s)")
         batch.compute(pipeline or Pipeline(config.settings, progress=progress))
         outs = {p.src.as_posix(): p.out for p in pages}
-        rendered = batch.render(embed=config.settings.embed, file_prefix=lambda page: _root_prefix(outs[page]) + STATIC)
+        rendered = batch.render(
+            embed=config.settings.embed,
+            file_prefix=lambda page: _root_prefix(outs[page]) + STATIC,
+            page_budget=config.settings.page_budget,
+        )
         _without_machine_paths(rendered, [(base_dir, ""), (cache_dir, "[cache]"), (Path.home(), "~")])
 
     # 3. Markdown, then the figures in place of their tokens; 4. the pages in the theme.

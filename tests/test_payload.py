@@ -26,6 +26,11 @@ sys.path.insert(0, str(Path(__file__).parent / "browser"))
 from synthetic import synthetic_record  # noqa: E402
 
 
+def shipped_length(block):
+    """Bytes a block ships over all its parts."""
+    return block["part"] * sum(count for _, _, count in block["runs"])
+
+
 def roundtrip(record, **options):
     payload = build_payload(record, FigureOptions(**options))
     return payload, decode_body(payload.header, payload.encoded)
@@ -80,7 +85,7 @@ def test_causal_sections_ship_only_the_lower_triangle():
     payload, body = roundtrip(record)
     info = payload.header["sections"]["decoder"]
     assert info["causal"] is True
-    assert info["blocks"]["attn"]["length"] == 2 * 3 * (30 * 31 // 2)
+    assert shipped_length(info["blocks"]["attn"]) == 2 * 3 * (30 * 31 // 2)
     got = decode_attention(payload.header, body, "decoder")
     assert np.all(got[..., ~triangle_mask(30, 30)] == 0)
     assert np.all(got[..., triangle_mask(30, 30)] > 0)
@@ -100,7 +105,7 @@ def test_only_included_layers_and_heads_ship():
     payload, body = roundtrip(record, include_layers=(1, 4), include_heads=(0, 7, 11), layer=4, heads=(7,))
     info = payload.header["sections"]["encoder"]
     assert (info["layers"], info["heads"]) == ([1, 4], [0, 7, 11])
-    assert info["blocks"]["attn"]["length"] == 2 * 3 * 12 * 12
+    assert shipped_length(info["blocks"]["attn"]) == 2 * 3 * 12 * 12
     assert len(payload.body) < len(full.body) / 10
     got = decode_attention(payload.header, body, "encoder")
     want = record.sections["encoder"].attention[np.ix_([1, 4], [0, 7, 11])]
@@ -162,7 +167,7 @@ def test_shared_bias_ships_once():
     payload, body = roundtrip(record, view="neuron")
     block = payload.header["sections"]["encoder"]["blocks"]["bias"]
     assert block["sharedLayers"] is True and block["encoding"] == "f16"
-    assert block["length"] == 1 * 2 * 10 * 10 * 2
+    assert shipped_length(block) == 1 * 2 * 10 * 10 * 2
     qk = decode_qk(payload.header, body, "encoder")
     np.testing.assert_allclose(qk["bias"], record.sections["encoder"].bias, atol=2e-3)
     assert "bias" not in payload.header["sections"]["cross"]["blocks"]
@@ -208,8 +213,8 @@ def test_compression_is_used_only_when_it_helps():
     # Uniform attention compresses to almost nothing.
     record = synthetic_record("encoder", n=40, layers=2, heads=2, sharp=0.0)
     payload, body = roundtrip(record)
-    assert payload.header["body"]["compression"] == "deflate"
-    assert len(payload.encoded) < len(body) / 20
+    assert payload.header["chunks"][0]["compression"] == "deflate"
+    assert len(payload.encoded) < len(payload.body) / 20
 
 
 def test_mask_values_in_the_bias_become_minus_infinity():
@@ -222,3 +227,121 @@ def test_mask_values_in_the_bias_become_minus_infinity():
     bias = decode_qk(payload.header, body, "decoder")["bias"]
     assert np.all(np.isneginf(bias[..., 0, 1:]))
     assert np.all(np.isfinite(bias[..., 1:, :]))
+
+
+# -- chunks: the first view first, the rest on demand ---------------------------------------------
+@pytest.fixture
+def split(monkeypatch):
+    """Figures split into chunks as large ones do, whatever their size."""
+    import attndocs.payload as payload_module
+
+    monkeypatch.setattr(payload_module, "SINGLE_CHUNK", 0)
+    monkeypatch.setattr(payload_module, "FIRST_LAYER_WHOLE", 0)
+    return payload_module
+
+
+def chunk_of(block, part):
+    """The chunk holding part ``part`` of a block."""
+    from attndocs.payload import part_locations
+
+    return part_locations(block)[part][0]
+
+
+def test_small_figures_ship_as_one_chunk():
+    payload = build_payload(synthetic_record("encoder", n=13), FigureOptions(view="head"))
+    assert len(payload.header["chunks"]) == 1 and "top" not in payload.header["sections"]["encoder"]["blocks"]
+
+
+def test_chunks_are_named_by_their_hash_and_decode_to_the_same_attention(split):
+    import hashlib
+
+    record = synthetic_record("decoder", n=16, layers=3, heads=4, seed=2)
+    payload = build_payload(record, FigureOptions(view="head"))
+    table = payload.header["chunks"]
+    assert len(table) == 1 + 3  # the first view, then one chunk per layer
+    for info, shipped in zip(table, payload.shipped):
+        assert info["id"] == hashlib.sha256(shipped).hexdigest()[:16]
+    got = decode_attention(payload.header, decode_body(payload.header, payload.shipped), "decoder")
+    np.testing.assert_allclose(got, record.sections["decoder"].attention, atol=1 / 255)
+    with pytest.raises(ValueError, match="4 chunks"):
+        decode_body(payload.header, payload.shipped[0])
+    again = build_payload(synthetic_record("decoder", n=16, layers=3, heads=4, seed=2), FigureOptions(view="head"))
+    assert again.shipped == payload.shipped and again.header_json() == payload.header_json()
+
+
+@pytest.mark.parametrize("view", ["head", "model", "neuron", "matrix", "summary"])
+def test_chunk_0_holds_what_the_first_view_draws(split, view):
+    record = synthetic_record("encoder-decoder", n=9, layers=3, heads=4, qk=True, bias=True, seed=3)
+    options = FigureOptions(view=view, layer=1, heads=(2, 3))
+    payload = build_payload(record, options)
+    blocks = payload.header["sections"]["encoder"]["blocks"]
+    first = 1 * 4 + 2  # layer 1, head 2: part 6 of the encoder's blocks
+    if view == "head":
+        assert set(blocks["top"]["layers"]) == {"1"} and all(c == 0 for c, _, _ in blocks["top"]["layers"]["1"])
+        assert all(chunk_of(blocks["attn"], k) != 0 for k in range(12))  # whole layers load on demand
+    elif view == "model":
+        for name in ("encoder", "decoder", "cross"):
+            overview = payload.header["sections"][name]["blocks"]["overview"]
+            assert all(chunk_of(overview, k) == 0 for k in range(12))
+        assert all(chunk_of(blocks["attn"], k) != 0 for k in range(12))
+    else:
+        assert chunk_of(blocks["attn"], first) == 0
+        assert [k for k in range(12) if chunk_of(blocks["attn"], k) == 0] == [first]
+    if view == "neuron":
+        for name in ("query", "key", "queryScale", "keyScale"):
+            assert chunk_of(blocks[name], first if name in ("query", "key") else 0) == 0
+        assert chunk_of(blocks["bias"], 2) == 0  # shared by every layer: one part per head
+    if view != "model":  # at 9 tokens the overview is every weight: as large as the rest
+        assert len(payload.shipped[0]) < len(payload.encoded) / 4
+
+
+def test_smallest_drawn_code_is_where_the_line_drawing_starts():
+    from attndocs.payload import MIN_DRAWN_CODE
+
+    def weight(code):
+        return float(np.float32((code / 255) ** 2))
+
+    # 30-head.js draws a line when round(weight * 16) >= 1, i.e. from a weight of 1/32.
+    assert weight(MIN_DRAWN_CODE) * 16 >= 0.5 > weight(MIN_DRAWN_CODE - 1) * 16
+
+
+def test_top_weights_keep_what_the_drawing_shows_and_each_rows_strongest_key(split):
+    from attndocs.payload import MIN_DRAWN_CODE, decode_top
+
+    record = synthetic_record("pair", n=23, layers=2, heads=3, seed=5, sharp=1.0)
+    payload = build_payload(record, FigureOptions(view="head"))
+    top = decode_top(payload.header, decode_body(payload.header, payload.shipped), "encoder", 0)
+    codes = quantize_attention(record.sections["encoder"].attention[0])
+    b = record.sides["encoder"].text_b_start
+    for h, rows in enumerate(top):
+        for i, entries in enumerate(rows):
+            row = codes[h, i]
+            want = {int(j) for j in np.nonzero(row >= MIN_DRAWN_CODE)[0]}
+            for lo, hi in ((0, 23), (0, b), (b, 23)):
+                if not (row[lo:hi] >= MIN_DRAWN_CODE).any():
+                    want.add(lo + int(np.argmax(row[lo:hi])))  # the first strongest key of that range
+            assert [j for j, _ in entries] == sorted(want)
+            assert [c for _, c in entries] == [int(row[j]) for j in sorted(want)]
+
+
+def test_the_overview_is_a_max_pool_that_keeps_sentences_apart(split, monkeypatch):
+    from attndocs.payload import _bin_edges, decode_overview
+
+    monkeypatch.setattr(split, "OVERVIEW_SIDE", 8)
+    record = synthetic_record("pair", n=30, layers=2, heads=2, seed=6)
+    payload = build_payload(record, FigureOptions(view="model"))
+    block = payload.header["sections"]["encoder"]["blocks"]["overview"]
+    b = record.sides["encoder"].text_b_start
+    assert block["rows"] == block["cols"] == 8 and b in block["rowEdges"] and b in block["colEdges"]
+    pooled = decode_overview(payload.header, decode_body(payload.header, payload.shipped), "encoder")
+    codes = quantize_attention(record.sections["encoder"].attention)
+    edges = block["rowEdges"]
+    for r in range(8):
+        for c in range(8):
+            want = codes[:, :, edges[r]:edges[r + 1], edges[c]:edges[c + 1]].max(axis=(2, 3))
+            assert np.array_equal(pooled[:, :, r, c], want)
+    # Edges: increasing, covering every token, one cut at the split when asked.
+    for n, bins, cut in ((5, 8, None), (100, 48, None), (100, 48, 37), (60, 8, 1), (60, 8, 59)):
+        e = _bin_edges(n, bins, cut)
+        assert e[0] == 0 and e[-1] == n and np.all(np.diff(e) >= 1) and len(e) == min(n, bins) + 1
+        assert cut is None or n <= bins or cut in e

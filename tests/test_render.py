@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from attndocs import cli
@@ -42,7 +43,8 @@ def test_figure_markup_carries_header_body_caption_and_fallback():
     assert "<script" not in html
     (payload,) = figure_payloads(html)
     expected = build_payload(record, FigureOptions(view="model", caption="All heads", alt="Six layers of lines"))
-    assert payload["header"] == expected.header and payload["body"] == expected.encoded and payload["src"] is None
+    assert payload["header"] == expected.header and payload["body"] == expected.shipped[0] and payload["src"] is None
+    assert payload["chunks"] == expected.shipped  # a small figure is one chunk
     assert '<figcaption class="attndocs-caption">All heads</figcaption>' in html
     assert 'aria-label="Six layers of lines"' in html
     assert "<noscript>" in html and "Strongest attention in layer 0" in html
@@ -97,11 +99,14 @@ def test_side_file_embedding():
     record = synthetic_record("encoder", n=6)
     fig = render_figure(record, FigureOptions(), embed="file", file_prefix="../_static/attndocs/")
     (name, data), = fig.files.items()
-    assert re.fullmatch(r"attndocs-[0-9a-f]{16}\.bin", name)
+    payload = build_payload(record, FigureOptions())
+    # A script named by its content that hands the chunk to attndocs.js: it loads from
+    # file:// as well as from a server, and nothing in it needs escaping.
+    assert name == f"attndocs-{payload.chunk_id(0)}.js" and re.fullmatch(r"attndocs-[0-9a-f]{16}\.js", name)
+    assert data == f'attndocs.chunk("{payload.chunk_id(0)}","{payload.body_base64(0)}");\n'.encode()
     assert f'data-src="../_static/attndocs/{name}"' in fig.html
-    assert data == build_payload(record, FigureOptions()).encoded
-    (payload,) = figure_payloads(fig.html)
-    assert payload["src"] == f"../_static/attndocs/{name}" and payload["body"] is None
+    (shipped,) = figure_payloads(fig.html)
+    assert shipped["src"] == f"../_static/attndocs/{name}" and shipped["body"] is None and shipped["chunks"] is None
     with pytest.raises(OptionError):
         render_page([fig])
     with pytest.raises(OptionError):
@@ -225,3 +230,34 @@ def test_cli_render_reports_option_errors_in_one_line(tmp_path, monkeypatch, cap
     err = capsys.readouterr().err.strip()
     assert err.startswith("attndocs: error: option 'layer' is 7, out of range") and "\n" not in err
     assert not (tmp_path / "p.html").exists()
+
+
+def test_a_large_figure_ships_its_chunks_beside_the_page_or_inside_it(monkeypatch):
+    import attndocs.payload as payload_module
+    from attndocs.payload import decode_attention, decode_body
+
+    monkeypatch.setattr(payload_module, "SINGLE_CHUNK", 0)
+    record = synthetic_record("encoder", n=12, layers=3, heads=2)
+    payload = build_payload(record, FigureOptions())
+    # Side files: every chunk a script named by its hash; the page names chunk 0's.
+    fig = render_figure(record, FigureOptions(), embed="file", file_prefix="s/")
+    assert sorted(fig.files) == sorted(payload.chunk_file_name(i) for i in range(len(payload.shipped)))
+    for i in range(len(payload.shipped)):
+        assert fig.files[payload.chunk_file_name(i)] == payload.chunk_script(i)
+    assert f'data-src="s/{payload.chunk_file_name(0)}"' in fig.html and "attndocs-chunk" not in fig.html
+    # What the page costs before the first paint: its header and chunk 0, not the layers.
+    assert fig.page_bytes == len(payload.header_json().encode()) + len(payload.chunk_script(0))
+    assert fig.payload_bytes == len(payload.encoded) > 2 * len(payload.shipped[0])
+    # Inline: every chunk in the page (decoded when needed), all of it page weight.
+    inline = render_figure(record, FigureOptions())
+    assert inline.html.count('class="attndocs-chunk"') == len(payload.shipped) - 1
+    (found,) = figure_payloads(inline.html)
+    assert found["chunks"] == payload.shipped and found["body"] == payload.shipped[0]
+    body = decode_body(found["header"], found["chunks"])
+    np.testing.assert_allclose(decode_attention(found["header"], body, "encoder"), record.sections["encoder"].attention, atol=1 / 255)
+    assert inline.page_bytes > sum(len(s) for s in payload.shipped)
+
+
+def test_a_named_figure_keeps_its_name_with_side_files():
+    fig = render_figure(synthetic_record("encoder", n=6), FigureOptions(name="kept"), embed="file")
+    assert fig.name == "kept" and 'data-attndocs-name="kept"' in fig.html

@@ -158,7 +158,7 @@ class AttndocsPlugin(BasePlugin[AttndocsConfig]):  # type: ignore[type-var]
         def prefix(src_uri: str) -> str:
             return get_relative_url(ASSET_DIR, self._pages[src_uri].url)
 
-        out = batch.render(embed=self.settings.embed, file_prefix=prefix)
+        out = batch.render(embed=self.settings.embed, file_prefix=prefix, page_budget=self.settings.page_budget)
         for problem in out.problems:
             log.warning(str(problem))  # Problem escapes what it quotes from the page
         # Search plugins index page.content in on_page_context, and a figure's markup (its

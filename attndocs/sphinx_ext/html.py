@@ -23,7 +23,7 @@ from sphinx.builders.html import StandaloneHTMLBuilder
 from sphinx.util.osutil import relative_uri
 
 from ..errors import AttndocsError, CacheError
-from ..render import asset_files, render_figure, render_placeholder
+from ..render import asset_files, over_budget, render_figure, render_placeholder
 from .build import entry_of, figures_of, state_of, warn
 from .nodes import attention_figure
 
@@ -86,6 +86,9 @@ def figure_html(translator: Any, node: attention_figure) -> str:
         return placeholder(str(exc))
     if rendered.files:
         write_side_files(Path(builder.outdir) / SIDE_FILES, rendered.files)
+    heavy = over_budget(rendered, state.settings.page_budget, "attention_page_budget")
+    if heavy:
+        warn(heavy, "budget", node)
     return anchors + rendered.html
 
 

@@ -25,6 +25,11 @@ Fixtures
                       ``served={name: bytes}`` opens the page from the made-up origin
                       http://attndocs.test/ instead, where the route answers those files
                       (side-file payloads) and refuses everything else.
+``PageProbe(browser, path, local=True)`` also lets a file:// page read the files in its own
+                      folder (side files beside it), with the browser offline;
+                      ``origin="http://127.0.0.1:PORT/"`` opens ``origin + path.name`` from a
+                      real server and lets requests to it through; ``hold=predicate(url)``
+                      keeps matching requests waiting in ``.held`` until ``.release()``.
 
 PageProbe
 ---------
@@ -38,7 +43,7 @@ PageProbe
                               fig object, e.g. ``probe.fig_eval(0, "fig => fig.state.layer")``
 ``.wait_ready()``             wait until every figure is ready, failed, or waiting to scroll into view
 ``.expect_console_error(text)`` declare an expected console message so it does not fail the test
-``.fetched``                   names of served files the page requested
+``.fetched``                   names of served (or local, or origin) files the page requested
 ``.blocked`` / ``.console_errors`` / ``.page_errors`` / ``.dialogs``  what was recorded
 """
 
@@ -97,14 +102,24 @@ class PageProbe:
         color_scheme: str = "light",
         viewport: dict | None = None,
         served: dict[str, bytes] | None = None,
+        local: bool = False,
+        origin: str | None = None,
+        hold: Callable[[str], bool] | None = None,
     ) -> None:
         self.path = path
         self.served = dict(served or {})
         # With files to serve, the page comes from a made-up http origin answered by the route
-        # below (file:// pages cannot fetch side files); nothing reaches a real network.
+        # below; nothing reaches a real network.
         self.url = ORIGIN + path.name if served is not None else path.resolve().as_uri()
+        if origin is not None:
+            self.url = origin + path.name
         if served is not None:
             self.served[path.name] = path.read_bytes()
+        self.origin = origin
+        # A file:// page may read its own folder (side files beside it), nothing else.
+        self.local = path.resolve().parent.as_uri() + "/" if local else None
+        self.hold = hold
+        self.held: list[Any] = []
         self.fetched: list[str] = []
         self.blocked: list[str] = []
         self.console_errors: list[str] = []
@@ -115,6 +130,8 @@ class PageProbe:
             color_scheme=color_scheme, viewport=viewport or {"width": 1200, "height": 900}, accept_downloads=True
         )
         self.context.route("**/*", self._route)
+        if local:
+            self.context.set_offline(True)  # file:// reads still work; any network request fails
         self.page = self.context.new_page()
         self.page.on("console", self._console)
         self.page.on("pageerror", lambda err: self.page_errors.append(str(err)))
@@ -122,16 +139,34 @@ class PageProbe:
 
     def _route(self, route: Any) -> None:
         url = route.request.url.split("#")[0]
+        for base in (self.local, self.origin):
+            if base and url.startswith(base) and url != self.url:
+                self.fetched.append(url[len(base):])
+                if self.hold and self.hold(url):
+                    self.held.append(route)
+                else:
+                    route.continue_()
+                return
+        if url == self.url and self.origin:
+            route.continue_()
+            return
         name = url[len(ORIGIN):] if url.startswith(ORIGIN) else None
         if name is not None and name in self.served:
             self.fetched.append(name)
-            kind = "text/html" if name.endswith(".html") else "application/octet-stream"
+            kind = {"html": "text/html", "js": "text/javascript"}.get(name.rsplit(".", 1)[-1], "application/octet-stream")
             route.fulfill(status=200, body=self.served[name], content_type=kind)
         elif url == self.url and name is None:
             route.continue_()
         else:
             self.blocked.append(route.request.url)
             route.abort()
+
+    def release(self) -> int:
+        """Let every held request go on; returns how many there were."""
+        held, self.held = self.held, []
+        for route in held:
+            route.continue_()
+        return len(held)
 
     def _console(self, message: Any) -> None:
         if message.type == "error":

@@ -188,16 +188,17 @@ def test_side_file_payload_loads_when_scrolled_into_view(open_html, synthetic_re
     near = render_figure(synthetic_record("encoder", n=8), FigureOptions(view="head", name="near"), embed="file")
     far = render_figure(synthetic_record("encoder", n=9), FigureOptions(view="head", name="far"), embed="file")
     spacer = '<div style="height: 5000px"></div>'
-    html = render_page([near.html + spacer + far.html]).replace("connect-src &#39;none&#39;", "connect-src &#39;self&#39;")
+    # A site page has no CSP of ours; this standalone one lets its own origin's scripts in.
+    html = render_page([near.html + spacer + far.html]).replace("script-src ", "script-src &#39;self&#39; ", 1)
     served = {**near.files, **far.files}
     probe = open_html(html, served=served, name="side.html")
     page = probe.page
     page.wait_for_function("() => document.getElementById('attndocs-near').getAttribute('data-attndocs-status') === 'ready'")
-    assert list(near.files) == [n for n in probe.fetched if n.endswith(".bin")]
+    assert list(near.files) == [n for n in probe.fetched if n.endswith(".js")]
     assert page.locator("#attndocs-far").get_attribute("data-attndocs-status") == "waiting"
     page.locator("#attndocs-far").scroll_into_view_if_needed()
     page.wait_for_function("() => document.getElementById('attndocs-far').getAttribute('data-attndocs-status') === 'ready'")
-    assert sorted(n for n in probe.fetched if n.endswith(".bin")) == sorted(served)
+    assert sorted(n for n in probe.fetched if n.endswith(".js")) == sorted(served)
 
 
 # -- the JS decoder matches the Python encoder ----------------------------------------------

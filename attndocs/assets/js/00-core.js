@@ -47,17 +47,46 @@
 //      .options         {layer, heads, includeLayers, includeHeads, display, caption, alt}
 //      .analysis        JSON from attndocs.analysis.payload_extras (null when absent)
 //      .extras          {name: {shape}} arrays available through fig.extra(name)
+//      .chunks          [{id, length, compression}]: where the data is (10-payload.js)
+//
+//    Data comes in chunks. Chunk 0 (what the first view draws) is loaded before the view
+//    starts; the others (a layer, a head, an aggregate) load when a view asks for them. A
+//    view finds what it needs with fig.missing, and draws only when fig.ready says so:
+//    until then it hides its old drawing, and the figure shows a loading state. The data
+//    accessors return null for what is not loaded yet (a small figure is one chunk: all
+//    of it is loaded from the start).
+//    fig.missing(what, section, layer, heads) -> [chunk indices not loaded yet] holding
+//                   what = "attn" | "qk" | "top" | "overview" of (section, layer, a head or
+//                   a list of heads), or what = "extra" with section = the extra's name and
+//                   layer = its part (a layer slot of a 3-d extra; null for all)
+//    fig.missingAll(what, section, layers, heads): the same over several layers
+//    fig.ships(what, section, layer, head) -> whether the payload has such a block at all
+//                   ("top": the head view's first layer of a large figure; "overview": the
+//                   model view's thumbnails of a large figure)
+//    fig.ready(slot, chunks, label, retry, onWait) -> true when `chunks` are loaded: draw
+//                   now. Otherwise: onWait() (hide the stale drawing), the loading state
+//                   says `label`, and once they are loaded retry() runs, unless a later
+//                   call for the same slot replaced this one.
+//    fig.load(chunks) -> Promise (quietly, no loading state: a prefetch)
 //    fig.attn(section, layer, head) -> Float32Array(rows*cols), row-major (row = query
 //                   token, col = key token); layer/head are MODEL indices (as in
 //                   header.sections[s].layers/heads). Dequantised ((q/255)^2); causal
 //                   sections have zeros above the diagonal. Cached: do not modify it.
+//                   null while its chunk is not loaded.
 //    fig.attnQ(section, layer, head) -> Uint8Array(rows*cols) of the quantised codes
 //                   (0..255, weight = attndocs.DEQUANT[code]); cheaper for dense drawing.
+//    fig.top(section, layer, head) -> {starts, keys, codes}: per row, the weights the
+//                   all-tokens line drawing shows (codes >= minCode, plus each row's
+//                   strongest key), when the payload ships them (fig.ships("top", ...))
+//    fig.overview(section, layer, head) -> {codes: Uint8Array(R*C), rows: R, cols: C,
+//                   rowEdges, colEdges}: the head max-pooled to bins (bin b holds tokens
+//                   rowEdges[b] .. rowEdges[b+1]-1), for thumbnails
 //    fig.qk(section, layer, head) -> {q: Float32Array(rows*d), k: Float32Array(cols*d), d,
 //                   bias: Float32Array(rows*cols) | null, scale} or null when the payload
-//                   has no query/key (see header.neuron.reason). Logits are
-//                   scale * q.k + bias (+ causal mask).
-//    fig.extra(name) -> {data: Float32Array, shape: [..]} | null
+//                   has no query/key (see header.neuron.reason) or it is not loaded. Logits
+//                   are scale * q.k + bias (+ causal mask).
+//    fig.extra(name) -> {data: Float32Array, shape: [..]} | null (every part loaded)
+//    fig.extraPart(name, part) -> Float32Array of one part (a layer slot of a 3-d extra)
 //    fig.tokens(sideName) -> display strings; fig.rowSide(section), fig.colSide(section)
 //    fig.state      current state (read only; change it with setState). Common keys:
 //                     section  section name shown
@@ -124,7 +153,8 @@
 //    into it. attndocs.figure(nameIdOrElement) -> fig once it started, else null;
 //    attndocs.figures() lists the started ones.
 //    The figure element gets data-attndocs-status = "waiting" (not near the viewport yet)
-//    | "loading" | "ready" | "error".
+//    | "loading" | "ready" | "error", and data-attndocs-loading = <slot> while a view waits
+//    for a chunk (fig.ready). Chunk scripts (embed=file) call attndocs.chunk(id, base64).
 //
 //  Names, ids and links (04-links.js)
 //    A figure with a `name` option carries data-attndocs-name="<name>" and the id
@@ -445,13 +475,15 @@ attndocs.DEQUANT = DEQUANT;
 // -- the fig object -----------------------------------------------------------------------
 var DECODED_BUDGET = 48 * 1024 * 1024;  // bytes of dequantised attention kept per figure
 
-function Figure(root, header, body) {
+function Figure(root, header, store) {
   var fig = this;
   fig.el = root;
   fig.id = root.id || "attndocs-figure";
   fig.name = root.getAttribute("data-attndocs-name") || fig.id;
   fig.header = header;
-  fig._body = body;
+  fig._store = store;             // the figure's chunks (10-payload.js)
+  fig._waits = Object.create(null);  // slot -> the latest whenLoaded request
+  fig._waitLabels = [];           // [slot, label] of what is loading, latest last
   fig._themeCallbacks = [];
   fig._destroyCallbacks = [];
   fig._cache = new Map();
@@ -477,7 +509,10 @@ function Figure(root, header, body) {
     class: "attndocs-sr", id: fig.uid("help"),
     text: "Arrow keys move between tokens and heads, Enter locks the selection, Escape clears it.",
   });
+  // Says what is loading (another layer, a head's detail) over the drawing it replaces.
+  fig.loadingEl = el("div", { class: "attndocs-loading", role: "status", hidden: true });
   frame.appendChild(fig.controls);
+  frame.appendChild(fig.loadingEl);
   frame.appendChild(fig.body);
   frame.appendChild(fig.live);
   frame.appendChild(fig.help);
@@ -504,32 +539,38 @@ Figure.prototype.tokens = function (sideName) {
 };
 
 Figure.prototype._remember = function (key, value, bytes) {
-  this._cache.set(key, value);
+  this._cache.set(key, { value: value, bytes: bytes });
   this._cacheBytes += bytes;
   // Evict oldest entries first so long inputs cannot grow memory without bound.
   while (this._cacheBytes > DECODED_BUDGET && this._cache.size > 1) {
     var oldest = this._cache.keys().next().value;
-    var old = this._cache.get(oldest);
-    this._cacheBytes -= old.byteLength || (old.data && old.data.byteLength) || 0;
+    this._cacheBytes -= this._cache.get(oldest).bytes;
     this._cache.delete(oldest);
   }
   return value;
 };
 
+Figure.prototype._recall = function (key) {
+  var hit = this._cache.get(key);
+  return hit ? hit.value : null;
+};
+
 Figure.prototype.attnQ = function (section, layer, head) {
   var key = "q|" + section + "|" + layer + "|" + head;
-  var hit = this._cache.get(key);
+  var hit = this._recall(key);
   if (hit) return hit;
-  var codes = attndocs._attnCodes(this, section, layer, head);
-  if (codes.buffer === this._body.buffer) return codes;  // a view into the body: free to keep
-  return this._remember(key, codes, codes.byteLength);
+  var got = attndocs._attnCodes(this, section, layer, head);
+  if (!got) return null;
+  if (got.view) return got.codes;  // a view into a loaded chunk: free to keep
+  return this._remember(key, got.codes, got.codes.byteLength);
 };
 
 Figure.prototype.attn = function (section, layer, head) {
   var key = "f|" + section + "|" + layer + "|" + head;
-  var hit = this._cache.get(key);
+  var hit = this._recall(key);
   if (hit) return hit;
   var codes = this.attnQ(section, layer, head);
+  if (!codes) return null;
   var out = new Float32Array(codes.length);
   for (var i = 0; i < codes.length; i++) out[i] = DEQUANT[codes[i]];
   return this._remember(key, out, out.byteLength);
@@ -537,7 +578,7 @@ Figure.prototype.attn = function (section, layer, head) {
 
 Figure.prototype.qk = function (section, layer, head) {
   var key = "k|" + section + "|" + layer + "|" + head;
-  var hit = this._cache.get(key);
+  var hit = this._recall(key);
   if (hit) return hit;
   var value = attndocs._qk(this, section, layer, head);
   if (!value) return null;
@@ -547,11 +588,33 @@ Figure.prototype.qk = function (section, layer, head) {
 
 Figure.prototype.extra = function (name) {
   var key = "x|" + name;
-  var hit = this._cache.get(key);
+  var hit = this._recall(key);
   if (hit) return hit;
   var value = attndocs._extra(this, name);
   if (!value) return null;
   return this._remember(key, value, value.data.byteLength);
+};
+
+Figure.prototype.extraPart = function (name, part) {
+  var key = "p|" + name + "|" + part;
+  var hit = this._recall(key);
+  if (hit) return hit;
+  var value = attndocs._extraPart(this, name, part);
+  if (!value) return null;
+  return this._remember(key, value, value.byteLength);
+};
+
+Figure.prototype.top = function (section, layer, head) {
+  var key = "t|" + section + "|" + layer + "|" + head;
+  var hit = this._recall(key);
+  if (hit) return hit;
+  var value = attndocs._top(this, section, layer, head);
+  if (!value) return null;
+  return this._remember(key, value, value.keys.byteLength + value.starts.byteLength);
+};
+
+Figure.prototype.overview = function (section, layer, head) {
+  return attndocs._overview(this, section, layer, head);
 };
 
 Figure.prototype.defineState = function (defaults, allowed) {
@@ -758,7 +821,8 @@ Figure.prototype.destroy = function () {
   // must not keep every figure it ever showed.
   this._cache.clear();
   this._cacheBytes = 0;
-  this._body = new Uint8Array(0);
+  this._store.clear();
+  this._waits = Object.create(null);
   this.view = null;
 };
 
@@ -824,13 +888,13 @@ function showError(figEl, message) {
   ]));
 }
 
-function startFigure(figEl, header, body) {
+function startFigure(figEl, header, store) {
   var factory = views.get(header.view);
   if (!factory) {
     showError(figEl, "this page's attndocs.js has no '" + header.view + "' view");
     return;
   }
-  var fig = new Figure(figEl, header, body);
+  var fig = new Figure(figEl, header, store);
   byElement.set(figEl, fig);
   figures.push(fig);
   fig.state = initialState(header);
@@ -886,7 +950,7 @@ attndocs._bootNow = function (figEl) {
   booted.add(figEl);
   figEl.setAttribute("data-attndocs-status", "loading");
   attndocs._loadPayload(figEl).then(function (payload) {
-    startFigure(figEl, payload.header, payload.body);
+    startFigure(figEl, payload.header, payload.store);
   }).catch(function (err) {
     console.warn("attndocs: cannot start a figure", err);
     var fig = byElement.get(figEl);

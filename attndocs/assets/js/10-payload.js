@@ -1,19 +1,31 @@
-// attndocs payload decoding: mirrors attndocs/payload.py (header JSON + binary body).
+// attndocs payload decoding and chunk loading: mirrors attndocs/payload.py (header JSON +
+// binary chunks).
 //
 // Each figure holds a hidden div.attndocs-data whose data-header attribute is the JSON
-// header and whose data-body is the base64 body (or data-src names a side file, fetched
-// only when the figure comes near the viewport: see 06-boot.js). Data in
-// attributes, not <script> blocks: hosts that re-run a page's scripts (Material for
+// header. Its data comes in chunks (header.chunks: {id, length, compression}); chunk 0 holds
+// what the first view draws, the others one layer or one head each, loaded when a view
+// asks for them (fig.missing / fig.whenLoaded in 00-core.js). Where the chunks are:
+//   inline  chunk 0 in the data div's data-body, chunk i in a hidden
+//           div.attndocs-chunk[data-chunk=<id>] inside the figure: base64, decoded on demand
+//   file    data-src names chunk 0's script; every chunk is a script beside it named
+//           attndocs-<id>.js, which calls attndocs.chunk(id, base64). A <script> element
+//           loads from file:// as well as from a server, where fetch cannot; several
+//           figures that need the same file share one load.
+// Data in attributes, not <script> blocks: hosts that re-run a page's scripts (Material for
 // MkDocs' instant navigation copies inline scripts without their type) would execute
-// script blocks, and search indexers read their text. The body may be zlib-compressed
-// (header.body.compression == "deflate"). Blocks are located by the offsets in the header;
-// multi-byte values are little-endian.
+// script blocks, and search indexers read their text. A chunk may be zlib-compressed
+// (compression "deflate"). Blocks are located by runs of parts ([chunk, offset, count],
+// parts `part` bytes long, 4-byte aligned); multi-byte values are little-endian.
 
 var FORMAT = "attndocs.payload";
-var SUPPORTED_VERSION = 1;
+var SUPPORTED_VERSION = 2;
+var CHUNK_ID = /^[0-9a-f]{16,64}$/;
+var util = attndocs.util;
 
 function base64Bytes(text) {
-  var binary = atob(text.replace(/\s+/g, ""));
+  text = text.replace(/\s+/g, "");
+  if (typeof Uint8Array.fromBase64 === "function") return Uint8Array.fromBase64(text);
+  var binary = atob(text);
   var out = new Uint8Array(binary.length);
   for (var i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
   return out;
@@ -43,34 +55,161 @@ function readHeader(figEl) {
   if (header.version > SUPPORTED_VERSION) {
     throw new Error("payload version " + header.version + " is newer than this attndocs.js (" + SUPPORTED_VERSION + ")");
   }
+  if (header.version < SUPPORTED_VERSION || !Array.isArray(header.chunks) || !header.chunks.length) {
+    throw new Error("payload version " + header.version + " is older than this attndocs.js reads; rebuild the page");
+  }
+  header.chunks.forEach(function (c) {
+    if (!CHUNK_ID.test(String(c.id))) throw new Error("the figure's payload is damaged (a bad chunk name)");
+  });
   return header;
 }
 
+// -- chunk scripts (embed=file) -------------------------------------------------------------
+// id -> {promise, resolve, reject, done}: chunk scripts being loaded. A script hands its data
+// over through attndocs.chunk; an entry leaves once settled (the figures keep what they decoded).
+var scripts = new Map();
+
+attndocs.chunk = function (id, base64) {
+  var entry = scripts.get(String(id));
+  if (!entry || entry.done) return;
+  entry.done = true;
+  scripts.delete(String(id));
+  entry.resolve(String(base64));
+};
+
+function loadScript(url, id) {
+  var hit = scripts.get(id);
+  if (hit) return hit.promise;
+  var entry = { done: false };
+  entry.promise = new Promise(function (resolve, reject) { entry.resolve = resolve; entry.reject = reject; });
+  scripts.set(id, entry);
+  var script = document.createElement("script");
+  function fail(message) {
+    script.remove();
+    if (entry.done) return;
+    entry.done = true;
+    scripts.delete(id);
+    entry.reject(new Error(message));
+  }
+  script.onload = function () { fail(url + " did not hand over its data"); };
+  script.onerror = function () { fail("cannot load " + url); };
+  script.async = true;
+  script.src = url;
+  (document.head || document.documentElement).appendChild(script);
+  return entry.promise;
+}
+
+// -- the chunks of one figure ----------------------------------------------------------------
+// Decoded chunks a figure keeps (chunk 0 always): past this, the least recently loaded go,
+// and load again if asked for. An 8B-sized figure at 1,024 tokens is 16 MB a layer.
+var CHUNK_BUDGET = 256 * 1024 * 1024;
+
+function ChunkStore(figEl, header) {
+  var node = dataNode(figEl);
+  this.figEl = figEl;
+  this.node = node;
+  this.table = header.chunks;
+  this.data = this.table.map(function () { return null; });
+  this.pending = this.table.map(function () { return null; });
+  this.order = [];  // loaded chunks other than chunk 0, oldest first
+  this.bytes = 0;
+  var src = node.getAttribute("data-src");
+  this.src = src;
+  // Chunk scripts sit beside chunk 0's: the same folder, named by their id.
+  this.base = src ? src.slice(0, src.lastIndexOf("/") + 1) : null;
+  if (!src && !node.hasAttribute("data-body")) throw new Error("the figure has no payload body");
+}
+
+ChunkStore.prototype.has = function (i) {
+  return !!this.data[i];
+};
+
+ChunkStore.prototype._inline = function (i) {
+  if (i === 0) return this.node.getAttribute("data-body");
+  var id = this.table[i].id;
+  var nodes = this.figEl.querySelectorAll(".attndocs-chunk");
+  for (var k = 0; k < nodes.length; k++) {
+    if (nodes[k].getAttribute("data-chunk") === id) return nodes[k].getAttribute("data-body");
+  }
+  throw new Error("part " + i + " of the figure's data is missing from the page");
+};
+
+ChunkStore.prototype.load = function (i) {
+  var store = this;
+  if (store.data[i]) return Promise.resolve(store.data[i]);
+  if (store.pending[i]) return store.pending[i];
+  var info = store.table[i];
+  if (!info) return Promise.reject(new Error("the figure has no part " + i));
+  var raw;
+  if (store.src) {
+    var url = i === 0 ? store.src : store.base + "attndocs-" + info.id + ".js";
+    raw = loadScript(url, info.id).then(base64Bytes);
+  } else {
+    raw = new Promise(function (resolve) { resolve(base64Bytes(store._inline(i))); });
+  }
+  var pending = raw.then(function (bytes) {
+    return info.compression === "deflate" ? inflate(bytes) : bytes;
+  }).then(function (body) {
+    if (body.length !== info.length) throw new Error("the figure's payload is damaged (wrong length)");
+    if (store.pending[i] === pending) {
+      store.data[i] = body;
+      store.pending[i] = null;
+      if (i > 0) store._keep(i, body.length);
+    }
+    return body;
+  }, function (err) {
+    if (store.pending[i] === pending) store.pending[i] = null;
+    throw err;
+  });
+  store.pending[i] = pending;
+  return pending;
+};
+
+ChunkStore.prototype._keep = function (i, size) {
+  this.order.push(i);
+  this.bytes += size;
+  while (this.bytes > CHUNK_BUDGET && this.order.length > 1) {
+    var old = this.order.shift();
+    this.bytes -= this.data[old].length;
+    this.data[old] = null;
+  }
+};
+
+ChunkStore.prototype.clear = function () {
+  this.data = this.data.map(function () { return null; });
+  this.pending = this.pending.map(function () { return null; });
+  this.order = [];
+  this.bytes = 0;
+};
+
 attndocs._loadPayload = function (figEl) {
   return new Promise(function (resolve) { resolve(readHeader(figEl)); }).then(function (header) {
-    var node = dataNode(figEl);
-    var src = node.getAttribute("data-src");
-    if (!src && !node.hasAttribute("data-body")) throw new Error("the figure has no payload body");
-    var raw;
-    if (src) {
-      raw = fetch(src).then(function (response) {
-        if (!response.ok) throw new Error("cannot load " + src + " (HTTP " + response.status + ")");
-        return response.arrayBuffer();
-      }, function () {
-        throw new Error("cannot load " + src + (location.protocol === "file:" ?
-          " from a file:// page; build with inline payloads to open pages from disk" : ""));
-      }).then(function (buffer) { return new Uint8Array(buffer); });
-    } else {
-      raw = Promise.resolve(base64Bytes(node.getAttribute("data-body")));
-    }
-    return raw.then(function (bytes) {
-      return header.body.compression === "deflate" ? inflate(bytes) : bytes;
-    }).then(function (body) {
-      if (body.length !== header.body.length) throw new Error("the figure's payload is damaged (wrong length)");
-      return { header: header, body: body };
-    });
+    var store = new ChunkStore(figEl, header);
+    return store.load(0).then(function () { return { header: header, store: store }; });
   });
 };
+
+// -- locating blocks ---------------------------------------------------------------------------
+// [[chunk, offset], ...] of every part of a block, expanded once from its runs.
+function partsOf(block) {
+  if (block._at) return block._at;
+  var stride = block.part + ((4 - (block.part % 4)) % 4), at = [];
+  block.runs.forEach(function (run) {
+    for (var k = 0; k < run[2]; k++) at.push([run[0], run[1] + k * stride]);
+  });
+  Object.defineProperty(block, "_at", { value: at });
+  return at;
+}
+
+// The bytes of part k of a block, or null while its chunk is not loaded.
+function partBytes(fig, block, k, length) {
+  var where = partsOf(block)[k];
+  if (!where) throw new Error("the figure's payload is damaged (a part is missing)");
+  var chunk = fig._store.data[where[0]];
+  if (!chunk) return null;
+  var n = length == null ? block.part : length;
+  return chunk.subarray(where[1], where[1] + n);
+}
 
 function indexOf(list, value, what) {
   var i = list.indexOf(value);
@@ -79,32 +218,81 @@ function indexOf(list, value, what) {
 }
 
 function sectionInfo(fig, name) {
-  var info = attndocs.util.own(fig.header.sections, name);
+  var info = util.own(fig.header.sections, name);
   if (!info) throw new Error("section " + name + " is not in this figure's payload");
   return info;
 }
 
+function slotOf(info, layer, head) {
+  return indexOf(info.layers, layer, "layer") * info.heads.length + indexOf(info.heads, head, "head");
+}
+
+function asList(x) {
+  return Array.isArray(x) ? x : [x];
+}
+
+// Chunk indices holding what a view needs: what is "attn" | "qk" | "top" | "overview" (of
+// section `name`, `layer`, one head or a list) or "extra" (`name` = the extra, `layer` = the
+// part: a layer slot of a 3-d extra, or null for every part). Empty when the payload has no
+// such block (top weights and overviews ship only with large figures).
+attndocs._chunksFor = function (fig, what, name, layer, heads) {
+  var out = [];
+  function add(block, k) {
+    if (!block) return;
+    var where = partsOf(block)[k];
+    if (where && out.indexOf(where[0]) < 0) out.push(where[0]);
+  }
+  if (what === "extra") {
+    var extra = util.own(fig.header.extras, name);
+    if (!extra) return out;
+    if (layer == null) partsOf(extra).forEach(function (_, k) { add(extra, k); });
+    else add(extra, extra.shape.length === 3 ? layer : 0);
+    return out;
+  }
+  var info = sectionInfo(fig, name), blocks = info.blocks;
+  asList(heads).forEach(function (head) {
+    var slot = slotOf(info, layer, head);
+    if (what === "attn") add(blocks.attn, slot);
+    else if (what === "overview") add(blocks.overview, slot);
+    else if (what === "top") {
+      var top = blocks.top && util.own(blocks.top.layers, String(layer));
+      var where = top && top[info.heads.indexOf(head)];
+      if (where && out.indexOf(where[0]) < 0) out.push(where[0]);
+    } else if (what === "qk" && info.hasQK) {
+      add(blocks.query, slot);
+      add(blocks.key, slot);
+      add(blocks.queryScale, 0);
+      add(blocks.keyScale, 0);
+      if (blocks.bias) add(blocks.bias, blocks.bias.sharedLayers ? info.heads.indexOf(head) : slot);
+    }
+  });
+  return out;
+};
+
+// Whether the payload has a block of this kind at all for (section, layer, head).
+attndocs._ships = function (fig, what, name, layer, head) {
+  var info = sectionInfo(fig, name);
+  if (what === "top") return !!(info.blocks.top && util.own(info.blocks.top.layers, String(layer)));
+  if (what === "overview") return !!info.blocks.overview;
+  if (what === "qk") return !!info.hasQK;
+  return true;
+};
+
+// -- decoding -----------------------------------------------------------------------------------
 // Number of leading columns row i of a causal section keeps (payload.kept_columns).
 function keptColumns(rows, cols, i) {
   var k = i + 1 + cols - rows;
   return k < 0 ? 0 : k > cols ? cols : k;
 }
 
-function triangleSize(rows, cols) {
-  var n = 0;
-  for (var i = 0; i < rows; i++) n += keptColumns(rows, cols, i);
-  return n;
-}
-
+// {codes: Uint8Array(rows*cols), view: whether it is a view into a chunk} or null while the
+// chunk is not loaded.
 attndocs._attnCodes = function (fig, name, layer, head) {
   var info = sectionInfo(fig, name);
-  var li = indexOf(info.layers, layer, "layer"), hi = indexOf(info.heads, head, "head");
   var rows = info.shape[0], cols = info.shape[1];
-  var block = info.blocks.attn;
-  var per = block.triangle ? (info._tri || (info._tri = triangleSize(rows, cols))) : rows * cols;
-  var start = block.offset + (li * info.heads.length + hi) * per;
-  var packed = fig._body.subarray(start, start + per);
-  if (!block.triangle) return packed;
+  var packed = partBytes(fig, info.blocks.attn, slotOf(info, layer, head));
+  if (!packed) return null;
+  if (!info.causal) return { codes: packed, view: true };
   var out = new Uint8Array(rows * cols);
   var p = 0;
   for (var i = 0; i < rows; i++) {
@@ -112,11 +300,41 @@ attndocs._attnCodes = function (fig, name, layer, head) {
     out.set(packed.subarray(p, p + keep), i * cols);
     p += keep;
   }
-  return out;
+  return { codes: out, view: false };
 };
 
-function view(fig, block) {
-  return new DataView(fig._body.buffer, fig._body.byteOffset + block.offset, block.length);
+// The weights the all-tokens line drawing shows, per row: {counts, starts, keys, codes}.
+attndocs._top = function (fig, name, layer, head) {
+  var info = sectionInfo(fig, name), top = info.blocks.top;
+  var parts = top && util.own(top.layers, String(layer));
+  var where = parts && parts[indexOf(info.heads, head, "head")];
+  if (!where) return null;
+  var chunk = fig._store.data[where[0]];
+  if (!chunk) return null;
+  var rows = info.shape[0], base = where[1], bytes = chunk.subarray(base, base + where[2]);
+  var starts = new Uint32Array(rows + 1), total = 0;
+  for (var i = 0; i < rows; i++) {
+    starts[i] = total;
+    total += bytes[2 * i] | (bytes[2 * i + 1] << 8);
+  }
+  starts[rows] = total;
+  var keys = new Uint16Array(total), at = 2 * rows;
+  for (var k = 0; k < total; k++) keys[k] = bytes[at + 2 * k] | (bytes[at + 2 * k + 1] << 8);
+  return { starts: starts, keys: keys, codes: bytes.subarray(at + 2 * total, at + 3 * total), minCode: top.minCode };
+};
+
+// A head's max-pooled codes for the model view's thumbnail: {codes: Uint8Array(R*C), rows: R,
+// cols: C, rowEdges, colEdges}, or null.
+attndocs._overview = function (fig, name, layer, head) {
+  var info = sectionInfo(fig, name), block = info.blocks.overview;
+  if (!block) return null;
+  var codes = partBytes(fig, block, slotOf(info, layer, head));
+  if (!codes) return null;
+  return { codes: codes, rows: block.rows, cols: block.cols, rowEdges: block.rowEdges, colEdges: block.colEdges };
+};
+
+function view(bytes) {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 function float16(bits) {
@@ -129,40 +347,53 @@ function float16(bits) {
 attndocs._qk = function (fig, name, layer, head) {
   var info = sectionInfo(fig, name);
   if (!info.hasQK) return null;
-  var li = indexOf(info.layers, layer, "layer"), hi = indexOf(info.heads, head, "head");
-  var nh = info.heads.length, d = info.d, rows = info.shape[0], cols = info.shape[1];
-  var blocks = info.blocks;
-  var slot = li * nh + hi;
+  var slot = slotOf(info, layer, head), hi = info.heads.indexOf(head);
+  var d = info.d, rows = info.shape[0], cols = info.shape[1], blocks = info.blocks;
   function vectors(codesBlock, scaleBlock, n) {
-    var scale = view(fig, scaleBlock).getFloat32(slot * 4, true);
-    var start = codesBlock.offset + slot * n * d;
-    var codes = new Int8Array(fig._body.buffer, fig._body.byteOffset + start, n * d);
+    var scales = partBytes(fig, scaleBlock, 0), bytes = partBytes(fig, codesBlock, slot);
+    if (!scales || !bytes) return null;
+    var scale = view(scales).getFloat32(slot * 4, true);
+    var codes = new Int8Array(bytes.buffer, bytes.byteOffset, n * d);
     var out = new Float32Array(n * d);
     for (var i = 0; i < out.length; i++) out[i] = codes[i] * scale;
     return out;
   }
-  var result = {
-    q: vectors(blocks.query, blocks.queryScale, rows),
-    k: vectors(blocks.key, blocks.keyScale, cols),
-    d: d,
-    bias: null,
-    scale: info.scale,
-  };
+  var q = vectors(blocks.query, blocks.queryScale, rows), k = vectors(blocks.key, blocks.keyScale, cols);
+  if (!q || !k) return null;
+  var result = { q: q, k: k, d: d, bias: null, scale: info.scale };
   if (blocks.bias) {
-    var bslot = blocks.bias.sharedLayers ? hi : slot;
-    var dv = view(fig, blocks.bias), n = rows * cols, base = bslot * n * 2;
+    var raw = partBytes(fig, blocks.bias, blocks.bias.sharedLayers ? hi : slot);
+    if (!raw) return null;
+    var dv = view(raw), n = rows * cols;
     var bias = new Float32Array(n);
-    for (var j = 0; j < n; j++) bias[j] = float16(dv.getUint16(base + j * 2, true));
+    for (var j = 0; j < n; j++) bias[j] = float16(dv.getUint16(j * 2, true));
     result.bias = bias;
   }
   return result;
 };
 
-attndocs._extra = function (fig, name) {
-  var block = attndocs.util.own(fig.header.extras, name);
-  if (!block) return null;
-  var codes = fig._body.subarray(block.offset, block.offset + block.length);
+function dequantise(codes) {
   var data = new Float32Array(codes.length);
   for (var i = 0; i < codes.length; i++) data[i] = attndocs.DEQUANT[codes[i]];
+  return data;
+}
+
+// One part of an extra (a layer slot of a 3-d extra; the whole of a 2-d one), or null.
+attndocs._extraPart = function (fig, name, k) {
+  var block = util.own(fig.header.extras, name);
+  if (!block) return null;
+  var codes = partBytes(fig, block, block.shape.length === 3 ? k : 0);
+  return codes ? dequantise(codes) : null;
+};
+
+attndocs._extra = function (fig, name) {
+  var block = util.own(fig.header.extras, name);
+  if (!block) return null;
+  var parts = partsOf(block), data = new Float32Array(block.part * parts.length);
+  for (var k = 0; k < parts.length; k++) {
+    var codes = partBytes(fig, block, k);
+    if (!codes) return null;
+    for (var i = 0; i < codes.length; i++) data[k * block.part + i] = attndocs.DEQUANT[codes[i]];
+  }
   return { data: data, shape: block.shape.slice() };
 };

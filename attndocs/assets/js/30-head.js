@@ -65,6 +65,28 @@ function bucketLines(codes, cols, i0, i1, j0, j1, masks, table, rowFloor, rowY, 
 }
 attndocs._bucketLines = bucketLines;
 
+// bucketLines over a head's top weights (fig.top: the weights from 1/32 up and each row's
+// strongest key, which is what the all-tokens drawing shows) instead of its full matrix:
+// the same lines, from the part of a large figure that loads first.
+function bucketLinesTop(top, i0, i1, masks, table, rowFloor, rowY, colY, step) {
+  var out = [];
+  for (var b = 0; b <= BUCKETS; b++) out.push([]);
+  for (var i = i0; i < i1; i++) {
+    if (!masks.rows[i]) continue;
+    var y = rowY + i * step, drawn = false, best = -1, bestCode = 0;
+    for (var k = top.starts[i]; k < top.starts[i + 1]; k++) {
+      var j = top.keys[k];
+      if (!masks.cols[j]) continue;
+      var code = top.codes[k], bucket = table[code];
+      if (bucket) { out[bucket].push(y, colY + j * step); drawn = true; }
+      else if (code > bestCode) { bestCode = code; best = j; }
+    }
+    if (rowFloor && !drawn && best >= 0) out[1].push(y, colY + best * step);
+  }
+  return out;
+}
+attndocs._bucketLinesTop = bucketLinesTop;
+
 // Strokes bucketLines' output from x0 to x1, bucket b at opacity b / BUCKETS, in the
 // context's current colour and width; lines wholly above top or below bottom are skipped.
 function strokeLines(ctx, lines, x0, x1, top, bottom) {
@@ -130,6 +152,8 @@ function describeToken(fig, pick, token) {
   var toTokens = fig.tokens(token.side === "q" ? info.cols : info.rows);
   var n = token.side === "q" ? cols : rows;
   var sum = new Float32Array(n);
+  var loaded = pick.heads.every(function (h) { return fig.attnQ(pick.section, pick.layer, h); });
+  if (!loaded) return null;  // said once the layer has loaded and drawn
   pick.heads.forEach(function (h) {
     var a = fig.attn(pick.section, pick.layer, h);
     for (var x = 0; x < n; x++) sum[x] += token.side === "q" ? a[token.index * cols + x] : a[x * cols + token.index];
@@ -143,6 +167,8 @@ function describeToken(fig, pick, token) {
   return "Layer " + pick.layer + ", " + heads + ": “" + fromTokens[token.index] + "”" + verb + top.join(", ") + ".";
 }
 attndocs._describeToken = describeToken;
+
+var linesCount = 0;
 
 attndocs.components.lines = function (fig, host, opts) {
   opts = opts || {};
@@ -161,6 +187,7 @@ attndocs.components.lines = function (fig, host, opts) {
   scroll.appendChild(box);
   host.appendChild(scroll);
 
+  var slot = "lines" + linesCount++;  // this drawing's loading requests (fig.ready)
   var geom = null;          // layout of the current section
   var builtFor = null;      // section whose tokens are in the columns
   var leftNodes = [], rightNodes = [];
@@ -234,8 +261,28 @@ attndocs.components.lines = function (fig, host, opts) {
     var i0 = 0, i1 = rows, j0 = 0, j1 = cols;
     if (token && token.side === "q") { i0 = token.index; i1 = token.index + 1; }
     if (token && token.side === "k") { j0 = token.index; j1 = token.index + 1; }
-    return bucketLines(fig.attnQ(p.section, p.layer, h), cols, i0, i1, j0, j1, masks, table, !token,
-      geom.topL + rowH / 2, geom.topR + rowH / 2, rowH);
+    var codes = fig.attnQ(p.section, p.layer, h), rowY = geom.topL + rowH / 2, colY = geom.topR + rowH / 2;
+    if (codes) return bucketLines(codes, cols, i0, i1, j0, j1, masks, table, !token, rowY, colY, rowH);
+    var top = token ? null : fig.top(p.section, p.layer, h);
+    if (top) return bucketLinesTop(top, i0, i1, masks, table, true, rowY, colY, rowH);
+    return bucketLines(new Uint8Array(0), cols, 0, 0, 0, 0, masks, table, false, 0, 0, 0);  // not loaded: no lines
+  }
+
+  // Chunks the current drawing still needs. The all-tokens drawing of a large figure's
+  // first layer can come from its top weights; a hovered token needs every weight.
+  function needed(p, token) {
+    var need = fig.missing("attn", p.section, p.layer, p.heads);
+    if (!need.length || token) return need;
+    var tops = p.heads.every(function (h) { return fig.ships("top", p.section, p.layer, h); });
+    return tops ? fig.missing("top", p.section, p.layer, p.heads) : need;
+  }
+
+  // What the reader is about to ask for (the pointer or focus came into the drawing): the
+  // whole layer, loaded quietly so that hovering a token shows its lines at once.
+  function prefetch() {
+    if (!geom) return;
+    var p = pick(), need = fig.missing("attn", p.section, p.layer, p.heads);
+    if (need.length) fig.load(need).catch(function () {});
   }
 
   // Lines of one device pixel or less take the rasteriser's fast hairline path; wider
@@ -293,17 +340,28 @@ attndocs.components.lines = function (fig, host, opts) {
     return Math.max(0, Math.min(scroll.scrollTop, geom.height - geom.band));
   }
 
+  function clearCanvas() {
+    canvas.ctx.setTransform(1, 0, 0, 1, 0, 0);
+    canvas.ctx.clearRect(0, 0, canvas.width, canvas.height);
+  }
+
   function draw() {
     if (!geom) return;
     var p = pick();
+    var token = currentToken();
+    var label = "Loading layer " + p.layer + (p.heads.length === 1 ? ", head " + p.heads[0] : "") + "\u2026";
+    if (!fig.ready(slot, needed(p, token), label, draw, clearCanvas)) {
+      markTokens(token, pairMasks(fig, p.section, fig.state.filter));
+      return;
+    }
     var ctx = canvas.ctx;
     var top = bandTop(), bottom = top + geom.band;
     ctx.setTransform(canvas.ratio, 0, 0, canvas.ratio, 0, -top * canvas.ratio);
     ctx.clearRect(0, top, geom.width, geom.band);
-    var token = currentToken();
     var masks = pairMasks(fig, p.section, fig.state.filter);
     markTokens(token, masks);
     if (token) drawBoxes(ctx, p, token, masks);
+    if (unsaid && token && unsaid.token.side === token.side && unsaid.token.index === token.index) say(unsaid.prefix, token);
     ctx.lineWidth = lineWidth(token);
     p.heads.forEach(function (h) {
       ctx.strokeStyle = fig.headColor(h);
@@ -330,6 +388,7 @@ attndocs.components.lines = function (fig, host, opts) {
       var slice = w / Math.max(1, p.heads.length);
       p.heads.forEach(function (h, k) {
         var a = fig.attn(p.section, p.layer, h);
+        if (!a) return;  // still loading: the export shows what the figure shows
         for (var t = 0; t < n; t++) {
           var weight = other === "k" ? a[token.index * geom.cols + t] : a[t * geom.cols + token.index];
           if (weight < 0.004 || !(other === "k" ? masks.cols[t] : masks.rows[t])) continue;
@@ -377,10 +436,18 @@ attndocs.components.lines = function (fig, host, opts) {
     return { side: node.getAttribute("data-side"), index: +node.getAttribute("data-index") };
   }
 
+  // What to say about a token whose layer is still loading: said once it has drawn.
+  var unsaid = null;
+  function say(prefix, token) {
+    var text = describeToken(fig, pick(), token);
+    unsaid = text ? null : { prefix: prefix, token: token };
+    if (text) fig.announce(prefix + text);
+  }
+
   function select(token, announce) {
     if (fig.state.locked) return;
     fig.setState({ token: token });
-    if (announce && token) fig.announce(describeToken(fig, pick(), token));
+    if (announce && token) say("", token);
   }
 
   box.addEventListener("mouseover", function (e) {
@@ -399,10 +466,12 @@ attndocs.components.lines = function (fig, host, opts) {
       fig.announce("Selection released");
     } else {
       fig.setState({ token: t, locked: true });
-      fig.announce("Locked. " + describeToken(fig, pick(), t));
+      say("Locked. ", t);
     }
   });
+  box.addEventListener("pointerenter", prefetch);
   box.addEventListener("focusin", function (e) {
+    prefetch();
     var t = tokenOf(e.target);
     if (t) select(t, true);
   });
@@ -424,7 +493,7 @@ attndocs.components.lines = function (fig, host, opts) {
     if (e.key === "Enter" || e.key === " ") {
       var t = tokenOf(list[i]);
       fig.setState({ token: t, locked: true });
-      fig.announce("Locked. " + describeToken(fig, pick(), t));
+      say("Locked. ", t);
       return true;
     }
     if ((e.key === "ArrowUp" || e.key === "ArrowDown") && fig.state.locked) {

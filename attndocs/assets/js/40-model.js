@@ -2,8 +2,10 @@
 //
 // Thumbnails are miniature line drawings (queries on the left edge, keys on the right),
 // drawn from the quantised codes with a per-bucket path, so 72 heads at 200 tokens draw
-// in a few tens of milliseconds. State: layer + heads[0] name the opened head, open=true
-// while its detail panel shows.
+// in a few tens of milliseconds. A large figure draws them from its overview (each head
+// max-pooled to at most 48 x 48 bins, one chunk), and loads a head's full matrix only when
+// its detail opens. State: layer + heads[0] name the opened head, open=true while its
+// detail panel shows.
 
 var util = attndocs.util;
 var el = util.el;
@@ -14,19 +16,60 @@ function thumbSize(fig, nHeads) {
   return Math.max(36, Math.min(88, size));
 }
 
+// Lines from bin b of the rows (at rowPos[b]) to bin c of the columns, by opacity step, as
+// 30-head.js's bucketLines does for tokens: a row with no line shows its strongest key.
+function binLines(codes, nRows, nCols, rowPos, colPos, rowMask, colMask, table) {
+  var out = [];
+  for (var b = 0; b <= 16; b++) out.push([]);
+  for (var i = 0; i < nRows; i++) {
+    if (!rowMask[i]) continue;
+    var base = i * nCols, drawn = false, best = -1, bestCode = 0;
+    for (var j = 0; j < nCols; j++) {
+      if (!colMask[j]) continue;
+      var code = codes[base + j], bucket = table[code];
+      if (bucket) { out[bucket].push(rowPos[i], colPos[j]); drawn = true; }
+      else if (code > bestCode) { bestCode = code; best = j; }
+    }
+    if (!drawn && best >= 0) out[1].push(rowPos[i], colPos[best]);
+  }
+  return out;
+}
+
+// Where each bin sits (the middle of its tokens) and whether the filter keeps it: a bin
+// holds tokens of one sentence only (payload._bin_edges), so its first token decides.
+function bins(edges, offset, step, mask) {
+  var n = edges.length - 1, pos = new Float32Array(n), keep = new Uint8Array(n);
+  for (var b = 0; b < n; b++) {
+    pos[b] = offset + step * (edges[b] + edges[b + 1] - 1) / 2;
+    keep[b] = mask[edges[b]];
+  }
+  return { pos: pos, keep: keep };
+}
+
+function identity(n) {
+  var edges = [];
+  for (var i = 0; i <= n; i++) edges.push(i);
+  return edges;
+}
+
+// A thumbnail: from the head's overview (max-pooled codes, large figures) or its full codes.
 function drawThumb(fig, canvas, section, layer, head, masks) {
   var info = fig.section(section);
   var rows = info.shape[0], cols = info.shape[1];
   var w = canvas.cssWidth, h = canvas.cssHeight, ctx = canvas.ctx;
   var colors = fig.colors();
   ctx.clearRect(0, 0, w, h);
-  var codes = fig.attnQ(section, layer, head);
+  var overview = fig.overview(section, layer, head);
+  var codes = overview ? overview.codes : fig.attnQ(section, layer, head);
+  if (!codes) return;
   var table = attndocs._weightTable();  // opacity = weight, as in the head view
   var pad = 3, x0 = pad + 1, x1 = w - pad - 1;
   var n = Math.max(rows, cols);
   var step = n > 1 ? (h - 2 * pad) / (n - 1) : 0;
   var offR = ((n - rows) * step) / 2 + pad, offC = ((n - cols) * step) / 2 + pad;
-  var lines = attndocs._bucketLines(codes, cols, 0, rows, 0, cols, masks, table, true, offR, offC, step);
+  var r = bins(overview ? overview.rowEdges : identity(rows), offR, step, masks.rows);
+  var c = bins(overview ? overview.colEdges : identity(cols), offC, step, masks.cols);
+  var lines = binLines(codes, r.pos.length, c.pos.length, r.pos, c.pos, r.keep, c.keep, table);
   ctx.strokeStyle = fig.headColor(head);
   ctx.lineWidth = 1;
   attndocs._strokeLines(ctx, lines, x0, x1, -Infinity, Infinity);
@@ -109,8 +152,18 @@ attndocs.registerView("model", function (fig) {
     drawAll();
   }
 
+  function clearThumbs() {
+    thumbs.forEach(function (th) { th.canvas.ctx.clearRect(0, 0, th.canvas.cssWidth, th.canvas.cssHeight); });
+  }
+
   function drawAll() {
-    var masks = attndocs._pairMasks(fig, fig.state.section, fig.state.filter);
+    var name = fig.state.section, info = fig.section(name);
+    var kind = fig.ships("overview", name) ? "overview" : "attn";
+    if (!fig.ready("grid", fig.missingAll(kind, name, info.layers, info.heads), "Loading the thumbnails\u2026", drawAll, clearThumbs)) {
+      markOpen();
+      return;
+    }
+    var masks = attndocs._pairMasks(fig, name, fig.state.filter);
     for (var t = 0; t < thumbs.length; t++) {
       var th = thumbs[t];
       drawThumb(fig, th.canvas, fig.state.section, th.layer, th.head, masks);

@@ -123,6 +123,17 @@ kit.swap = function (oldNode, newNode) {
   return newNode;
 };
 
+// The class that hides a drawing whose data is still loading (the figure's loading state
+// says what is coming): a stale picture under a new label would be a wrong one.
+kit.WAITING = "attndocs-waiting";
+
+// What an export holds while the part it would draw is still loading.
+kit.pendingSVG = function (fig, text) {
+  var colors = fig.colors(), svg = util.svgDoc(Math.max(240, text.length * 7 + 16), 40, colors);
+  svg.add("text", { x: 8, y: 24, fill: colors.muted }, text);
+  return svg.toString();
+};
+
 kit.note = function (title, message) {
   return el("div", { class: "attndocs-note", role: "note" }, [el("strong", { text: title }), " ", message]);
 };
@@ -412,9 +423,20 @@ function neuronView(fig) {
     }).join(", "));
   }
 
+  function hide() {
+    root.classList.add(kit.WAITING);
+    info.classList.add(kit.WAITING);
+  }
+
   function render() {
+    var name = fig.state.section, layer = fig.state.layer, head = kit.headOf(fig);
+    var need = fig.missing("qk", name, layer, head).concat(fig.missing("attn", name, layer, head));
+    if (!fig.ready("neuron", need, "Loading layer " + layer + ", head " + head + "\u2026", render, hide)) return false;
+    root.classList.remove(kit.WAITING);
+    info.classList.remove(kit.WAITING);
     if (!layout || layout.name !== fig.state.section) build();
     fill();
+    return true;
   }
 
   function replaceSelectors() {
@@ -423,7 +445,7 @@ function neuronView(fig) {
   }
 
   render();
-  fig.onTheme(function () { if (layout) fill(); });
+  fig.onTheme(function () { if (layout) render(); });
 
   return {
     update: function (changes) {
@@ -432,10 +454,11 @@ function neuronView(fig) {
       if ("layer" in changes) layerCtl.set(fig.state.layer);
       if ("heads" in changes) headCtl.set(kit.headOf(fig));
       if ("locked" in changes && !fig.state.locked && !fig.state.token) pinned = null;
-      render();
-      if (fig.state.locked && ("token" in changes || "locked" in changes || "layer" in changes || "heads" in changes)) announceTop();
+      var drawn = render();
+      if (drawn && fig.state.locked && ("token" in changes || "locked" in changes || "layer" in changes || "heads" in changes)) announceTop();
     },
     toSVG: function () {
+      if (!layout || root.classList.contains(kit.WAITING)) return kit.pendingSVG(fig, "Loading layer " + fig.state.layer + "\u2026");
       var L = layout, c = L.last, colors = fig.colors();
       var s = section(), kTokens = fig.tokens(s.cols), qTokens = fig.tokens(s.rows);
       var left = 150, top = 40, numW = 70, ncols = L.hasBias ? 3 : 2;

@@ -51,10 +51,22 @@ function matrixView(fig) {
     return Math.max(0, list.indexOf(fig.state.layer));
   }
 
-  function slice(extraName, slot, n) {
-    var x = fig.extra(extraName);
-    if (!x) return null;
-    return x.shape.length === 3 ? x.data.subarray(slot * n, (slot + 1) * n) : x.data;
+  function slice(extraName, slot) {
+    return fig.extraPart(extraName, slot);
+  }
+
+  // Chunks the matrix of the current state still needs.
+  function needed() {
+    var name = fig.state.section, m = mode(), layer = fig.state.layer;
+    var extras = (analysis[name] || {}).extras || {};
+    if (m === "head") return fig.missing("attn", name, layer, kit.headOf(fig));
+    if (m === "mean" || m === "max") {
+      var shipped = extras[m === "mean" ? "mean_heads" : "max_heads"];
+      return shipped ? fig.missing("extra", shipped, layerSlot(name)) : fig.missing("attn", name, layer, section().heads);
+    }
+    if (m === "mean-all") return fig.missing("extra", extras.mean_all, null);
+    if (m === "max-all") return fig.missing("extra", extras.max_all, null);
+    return fig.missing("extra", extras.rollout, layerSlot(name));
   }
 
   function reduceHeads(name, layer, heads, useMax) {
@@ -79,10 +91,10 @@ function matrixView(fig) {
     if (m === "head") out = fig.attn(name, layer, head);
     else if (m === "mean" || m === "max") {
       var shipped = extras[m === "mean" ? "mean_heads" : "max_heads"];
-      out = shipped ? slice(shipped, layerSlot(name), n) : reduceHeads(name, layer, info.heads, m === "max");
-    } else if (m === "mean-all") out = slice(extras.mean_all, 0, n);
-    else if (m === "max-all") out = slice(extras.max_all, 0, n);
-    else out = slice(extras.rollout, layerSlot(name), n);
+      out = shipped ? slice(shipped, layerSlot(name)) : reduceHeads(name, layer, info.heads, m === "max");
+    } else if (m === "mean-all") out = slice(extras.mean_all, 0);
+    else if (m === "max-all") out = slice(extras.max_all, 0);
+    else out = slice(extras.rollout, layerSlot(name));
     if (!out) out = new Float32Array(n);
     if (cache.size > 24) cache.delete(cache.keys().next().value);
     cache.set(key, out);
@@ -202,6 +214,7 @@ function matrixView(fig) {
     surface.addEventListener("keydown", function (e) {
       var moves = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
       var move = util.own(moves, e.key);
+      if (!layout.values) return;  // still loading
       if (move) {
         cursor = { r: util.clamp(cursor.r + move[0], 0, rows - 1), c: util.clamp(cursor.c + move[1], 0, cols - 1) };
         hover = cursor;
@@ -255,7 +268,7 @@ function matrixView(fig) {
     var t = fig.state.token;
     var same = fig.state.locked && t && t.side === token.side && t.index === token.index;
     fig.setState(same ? { locked: false } : { token: token, locked: true });
-    if (!same) {
+    if (!same && layout.values) {
       var L = layout, values = L.values, top;
       if (token.side === "q") {
         top = util.topK(values.subarray(token.index * L.cols, (token.index + 1) * L.cols), 3);
@@ -273,8 +286,18 @@ function matrixView(fig) {
     }
   }
 
+  function hide() {
+    root.classList.add(kit.WAITING);
+    readout.textContent = "\u00a0";
+    infoLine.textContent = describeMatrix();
+    layout.values = layout.image = null;
+  }
+
   // Builds the heatmap image for the current matrix (not the highlights).
   function draw() {
+    var what = mode() === "head" ? "layer " + fig.state.layer + ", head " + kit.headOf(fig) : describeMatrix();
+    if (!fig.ready("matrix", needed(), "Loading " + what + "\u2026", draw, hide)) return;
+    root.classList.remove(kit.WAITING);
     var L = layout, info = section(), colors = fig.colors();
     var values = matrix(), vmax = 0;
     for (var i = 0; i < values.length; i++) if (values[i] > vmax) vmax = values[i];
@@ -302,6 +325,7 @@ function matrixView(fig) {
 
   // The image plus the highlighted row and column, and the labels that go with them.
   function paint() {
+    if (!layout.image) return;  // still loading
     var L = layout, ctx = L.canvas.ctx, cell = L.cell, colors = fig.colors();
     var w = L.cols * cell, h = L.rows * cell;
     ctx.clearRect(0, 0, w, h);
@@ -405,6 +429,7 @@ function matrixView(fig) {
       else paint();
     },
     toSVG: function () {
+      if (!layout.image) return kit.pendingSVG(fig, infoLine.textContent + " (loading)");
       var L = layout, colors = fig.colors(), cell = Math.max(L.cell, 4);
       var labelW = 120, top = 30 + 110, w = L.cols * cell, h = L.rows * cell;
       var svg = util.svgDoc(labelW + w + 20, top + h + 20, colors);

@@ -230,7 +230,14 @@ function summaryView(fig) {
 
   // The opened head: its statistics and a small heatmap of its attention.
   function renderDetail() {
-    var d = data(), now = openHead(), name = fig.state.section, info = header.sections[name];
+    var now = openHead(), name = fig.state.section;
+    var label = "Loading layer " + now.layer + ", head " + now.head + "\u2026";
+    if (!fig.ready("detail", fig.missing("attn", name, now.layer, now.head), label, renderDetail, function () {
+      detail.classList.add(kit.WAITING);
+      detail.lastImage = null;
+    })) return;
+    detail.classList.remove(kit.WAITING);
+    var d = data(), info = header.sections[name];
     var rows = info.shape[0], cols = info.shape[1];
     var cell = Math.max(1, Math.min(12, Math.floor(240 / Math.max(rows, cols, 1))));
     var canvas = fig.canvas(cols * cell, rows * cell);
@@ -279,7 +286,7 @@ function summaryView(fig) {
     toSVG: function () {
       var d = data(), s = stat(), colors = fig.colors(), r = range(s.key), ramp = kit.ramp(colors.bg, colors.accent);
       var cw = 44, ch = 24, left = 40, top = 50, now = openHead();
-      var gridW = left + d.heads.length * cw, mini = detail.lastImage;
+      var gridW = left + d.heads.length * cw, mini = detail.lastImage || { image: null, w: 0, h: 0 };
       var width = gridW + 30 + mini.w + 10, height = Math.max(top + d.layers.length * ch, top + mini.h) + 20;
       var svg = util.svgDoc(width, height, colors);
       svg.add("text", { x: 8, y: 18, fill: colors.fg }, kit.sectionLabel(fig.state.section) + " \u00b7 " + s.label + (s.unit ? " (" + s.unit + ")" : ""));
@@ -295,12 +302,14 @@ function summaryView(fig) {
           svg.add("text", { x: left + (hi + 0.5) * cw, y: y + ch * 0.65, fill: textOn(c, colors), "text-anchor": "middle", "font-size": 10 }, util.fmt(v));
         });
       });
-      var big = document.createElement("canvas");
-      big.width = mini.w;
-      big.height = mini.h;
-      kit.blit(big.getContext("2d"), mini.image, 0, 0, mini.w, mini.h);
       svg.add("text", { x: gridW + 30, y: top - 6, fill: colors.fg }, "Layer " + now.layer + " \u00b7 head " + now.head);
-      svg.add("image", { x: gridW + 30, y: top, width: mini.w, height: mini.h, href: big.toDataURL("image/png"), preserveAspectRatio: "none" });
+      if (mini.image) {  // none while the head's matrix is still loading
+        var big = document.createElement("canvas");
+        big.width = mini.w;
+        big.height = mini.h;
+        kit.blit(big.getContext("2d"), mini.image, 0, 0, mini.w, mini.h);
+        svg.add("image", { x: gridW + 30, y: top, width: mini.w, height: mini.h, href: big.toDataURL("image/png"), preserveAspectRatio: "none" });
+      }
       return svg.toString();
     },
   };
