@@ -21,7 +21,7 @@ from .errors import OptionError
 VIEWS = ("head", "model", "neuron", "matrix", "summary")
 DISPLAYS = ("auto", "light", "dark")
 MODES = ("auto", "force", "frozen", "off")
-EMBEDS = ("inline", "file")
+EMBEDS = ("auto", "inline", "file")
 DEVICES = ("cpu", "cuda", "auto")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 # accelerate's own ways to spread a model over the devices it finds (transformers' device_map).
@@ -462,7 +462,7 @@ class SiteSettings:
         DEFAULT_MAX_TOKENS, _int_between(1, MAX_TOKENS_LIMIT), "Longest text (in tokens) a figure may have unless it sets max-tokens."
     )
     raise_on_error: bool = option(False, _flag, "Fail the build at the end when any figure failed.")
-    embed: str = option("inline", _choice(EMBEDS), "inline: the whole payload inside the page; file: side scripts, the first view's data first and the rest as the reader asks for it. Both work from file:// and from a server.")
+    embed: str = option("auto", _choice(EMBEDS), "auto: inline for a figure whose data fits one chunk (512 kB), file for a larger one; inline: the whole payload inside the page; file: side scripts, the first view's data first and the rest as the reader asks for it. All work from file:// and from a server.")
     trust_remote_code: bool = option(False, _flag, "Allow models whose code lives in their hub repository. Off unless you opt in.")
     page_budget: int = option(5_000_000, _int_between(0, 10**12), "Bytes a figure may cost its page before its first view draws (its data in the page, and with embed: file the parts its first view loads). A figure over it still builds, with a warning saying what would shrink it. 0: no limit.")
 

@@ -246,6 +246,10 @@ def render_figure(
     body_b64 = ""
     chunks: list[tuple[str, jinja2.utils.markupsafe.Markup]] = []
     count = len(payload.shipped)
+    if embed == "auto":
+        # A small figure stays in its page (one request, nothing to lose when the page is
+        # saved alone); a large one ships its first view and loads the rest as asked.
+        embed = "file" if count > 1 else "inline"
     if embed == "file":
         # Every chunk is a script beside the page; the page names the first, and the others
         # (same folder, named by their hash in the header) load as the reader needs them.

@@ -261,3 +261,14 @@ def test_a_large_figure_ships_its_chunks_beside_the_page_or_inside_it(monkeypatc
 def test_a_named_figure_keeps_its_name_with_side_files():
     fig = render_figure(synthetic_record("encoder", n=6), FigureOptions(name="kept"), embed="file")
     assert fig.name == "kept" and 'data-attndocs-name="kept"' in fig.html
+
+
+def test_auto_embed_keeps_small_figures_in_the_page_and_sends_large_ones_to_side_scripts():
+    small = render_figure(synthetic_record("encoder", n=9), FigureOptions(), embed="auto")
+    assert small.embed == "inline" and small.files == {} and "data-src" not in small.html
+    # 6 layers x 12 heads x 300 x 300 one-byte weights: far past one 512 kB chunk.
+    large = render_figure(synthetic_record("encoder", n=300), FigureOptions(), embed="auto")
+    assert large.embed == "file" and len(large.files) > 1
+    assert all(name.startswith("attndocs-") and name.endswith(".js") for name in large.files)
+    # The page carries only the header and a reference to the first chunk.
+    assert large.page_bytes < large.payload_bytes / 5

@@ -108,7 +108,7 @@ def test_execution_mode_off_shows_placeholders_without_warnings(build, tmp_path)
     ("name", "value", "expected"),
     [
         ("attention_execution_mode", "fast", r"attention_execution_mode = 'fast' in conf.py is not valid: expected one of auto, force, frozen, off"),
-        ("attention_embed", "cdn", r"attention_embed = 'cdn' .* expected one of inline, file"),
+        ("attention_embed", "cdn", r"attention_embed = 'cdn' .* expected one of auto, inline, file"),
         ("attention_model_aliases", ["bert"], r"attention_model_aliases = \['bert'\] .* expected a mapping of names to model ids"),
         ("attention_max_tokens", 0, r"attention_max_tokens = 0 .* expected an integer from 1 to 4,096"),
     ],
