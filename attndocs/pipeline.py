@@ -29,6 +29,9 @@ from .text import terminal_safe
 
 log = logging.getLogger("attndocs")
 
+# The source of a miss left to another pipeline (see Pipeline's ``computes``).
+ELSEWHERE = "elsewhere"
+
 # Progress callback: (done, total, message).
 Progress = Callable[[int, int, str], None]
 
@@ -92,7 +95,13 @@ class Pipeline:
     """Computes and caches records for figures under one site's settings."""
 
     def __init__(
-        self, settings: SiteSettings, *, progress: Progress | None = None, base_dir: str | Path | None = None, exact: bool = False
+        self,
+        settings: SiteSettings,
+        *,
+        progress: Progress | None = None,
+        base_dir: str | Path | None = None,
+        exact: bool = False,
+        computes: Callable[[str], bool] | None = None,
     ) -> None:
         self.settings = settings
         cache_dir = Path(settings.cache_dir) if settings.cache_dir else Path(base_dir or Path.cwd()) / ".cache" / "attndocs"
@@ -103,6 +112,9 @@ class Pipeline:
         # precision: for `attndocs extract -o`. Cache hits are at the cache's precision
         # (record.precision says which); nothing that renders a page sets this.
         self.exact = exact
+        # Which misses this pipeline computes, by cache key (precompute --shard K/N); a miss
+        # it leaves to another machine gets the source ELSEWHERE, neither record nor error.
+        self.computes = computes
         self._cached_models: dict[str, list[tuple[str, str, str]]] | None = None
 
     # -- public ------------------------------------------------------------------------------
@@ -136,7 +148,7 @@ class Pipeline:
                 self.stats.computed += 1
             elif r.source == "off":
                 self.stats.off += 1
-            else:
+            elif r.source != ELSEWHERE:
                 self.stats.failed += 1
         self.stats.seconds += time.perf_counter() - started
         return results
@@ -189,7 +201,11 @@ class Pipeline:
         if unavailable is not None:
             raise unavailable  # a miss must be computed, and the model is not here
         # dtype auto is keyed as float32 until the load says otherwise (see _compute).
-        return _Pending(index, ref, record_key_parts(ref, request, dtype=lookup_dtypes(settings.dtype)[0]), request)
+        pending = _Pending(index, ref, record_key_parts(ref, request, dtype=lookup_dtypes(settings.dtype)[0]), request)
+        if self.computes is not None and not self.computes(pending.key):
+            result.source = ELSEWHERE
+            return None
+        return pending
 
     def _refs_in_cache(self, name: str, revision: str | None) -> list[ModelRef]:
         """The revisions of ``name`` that cached records were made from, latest used first."""
@@ -265,8 +281,10 @@ class Pipeline:
                 if item.parts["dtype"] != ran_in:  # dtype auto became a lower precision on this machine
                     item.parts = record_key_parts(item.ref, item.request, dtype=ran_in)
             self._report(done, total, f"computing {len(items)} figure(s) with {ref.short}")
-            outcomes = extract(loaded, [item.request for item in items], self.settings.batch_size)
-            for item, outcome in zip(items, outcomes):
+            # Each exact record is dropped as soon as its stored form exists (see below).
+            outcomes: list[AttentionRecord | AttndocsError | None] = list(extract(loaded, [item.request for item in items], self.settings.batch_size))
+            for position, (item, outcome) in enumerate(zip(items, outcomes)):
+                outcomes[position] = None
                 result = results[item.index]
                 if isinstance(outcome, AttndocsError):
                     result.error = outcome

@@ -33,14 +33,14 @@ from typing import Any
 from .errors import OptionError
 from .fence import FigureBatch, find_blocks, normalise_newlines
 from .options import FigureOptions, SiteSettings, settings_fields
-from .pipeline import FigureResult, Pipeline, Progress
+from .pipeline import ELSEWHERE, FigureResult, Pipeline, Progress
 
 KINDS = ("mkdocs", "sphinx", "markdown")
 MKDOCS_FILES = ("mkdocs.yml", "mkdocs.yaml")
 SPHINX_FILES = ("conf.py",)
 MAX_SHARDS = 10_000  # far past any CI matrix (GitHub allows 256 jobs)
 # What a figure's result says when another shard computes it.
-OTHER_SHARD = "other shard"
+OTHER_SHARD = ELSEWHERE
 
 
 @dataclass(frozen=True)
@@ -77,27 +77,13 @@ class Shard:
         return f"{self.index}/{self.count}"
 
 
-class ShardPipeline(Pipeline):
-    """A pipeline that computes only the misses its shard owns; the others are left alone.
-
-    A figure left to another shard gets no record and no error; its result's source
-    says :data:`OTHER_SHARD`. Cache hits are served whichever shard owns them.
-    """
-
-    def __init__(self, settings: SiteSettings, shard: Shard, **kwargs: Any) -> None:
-        super().__init__(settings, **kwargs)
-        self.shard = shard
-
-    def _prepare(self, index: int, options: FigureOptions, qk: bool, result: FigureResult):  # -> _Pending | None
-        pending = super()._prepare(index, options, qk, result)
-        if pending is not None and not self.shard.owns(pending.key):
-            result.source = OTHER_SHARD
-            return None
-        return pending
-
-
 def make_pipeline(settings: SiteSettings, shard: Shard | None, **kwargs: Any) -> Pipeline:
-    return Pipeline(settings, **kwargs) if shard is None else ShardPipeline(settings, shard, **kwargs)
+    """A pipeline that computes only the misses ``shard`` owns (all of them without a shard).
+
+    Cache hits are served whichever shard owns them; a miss left to another shard gets the
+    source :data:`OTHER_SHARD`, neither record nor error.
+    """
+    return Pipeline(settings, computes=None if shard is None else shard.owns, **kwargs)
 
 
 @dataclass
