@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .errors import CacheError, DamagedEntryError, OptionError
+from .processes import local_process_ended
 from .record import (
     CACHE_SCHEMA_VERSION,
     FORMAT_NAME,
@@ -908,18 +909,9 @@ def _temp_name(key: str) -> str:
 def _temp_is_stale(match: re.Match[str], age_s: float) -> bool:
     if age_s > STALE_TEMP_S:
         return True
-    if match["host"] != _HOST or os.name != "posix":
-        return False  # cannot ask another machine (or Windows, safely) whether it lives
-    pid = int(match["pid"])
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        return False  # exists, owned by someone else
-    return False
+    if match["host"] != _HOST:
+        return False  # cannot ask another machine whether it lives
+    return local_process_ended(int(match["pid"]))
 
 
 def _identity(stat: os.stat_result) -> tuple[int, int]:

@@ -65,6 +65,7 @@ from .fence import (
 )
 from .options import SiteSettings, option_name, settings_fields
 from .pipeline import Pipeline, Progress
+from .processes import local_process_ended
 from .render import asset_files, asset_tags
 
 CONFIG_NAME = "attndocs.toml"
@@ -516,16 +517,8 @@ def _temp_pattern(out: Path) -> re.Pattern[str]:
 
 def _abandoned(path: Path, pid: int, host: str) -> bool:
     """True when the build that made ``path`` has ended (or, where that cannot be asked, a day ago)."""
-    if host == _HOST and os.name == "posix":  # on Windows os.kill would end the process, not ask
-        if pid == os.getpid():
-            return False
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        except OSError:
-            return False  # it exists, under another user
-        return False
+    if host == _HOST and os.name == "posix":
+        return local_process_ended(pid)
     try:  # another machine's build: its process cannot be asked, so only its age tells
         info = path.lstat()
     except OSError:
