@@ -14,7 +14,12 @@ Runs, in one session (so every pair is measured under the same machine state):
    figure cached, fresh output folder), and the same site with the attention blocks
    removed; plus the generated sites of bench_sphinx.py and bench_mkdocs.py, measured
    with those scripts' own code;
-4. for every missed target: a Chromium trace and CPU profile of it (where the time goes),
+4. scale (benchmarks/bench_scale.py, issue 12): random-initialised BERT-base, GPT-2 small and
+   a ~1B grouped-query Llama built from configs at 128, 512 and 1,024 tokens (cases too slow
+   for this CPU skipped and named), plus minilm at 512: extraction with Q/K over a bare
+   forward, Python render, bytes before the first paint, total bytes, cache entry bytes, and
+   Chromium first render and change to a layer not loaded yet (BERT-base, 512 tokens);
+5. for every missed target: a Chromium trace and CPU profile of it (where the time goes),
    and a cProfile of the slowest Python render.
 
 Prints one table (each attndocs figure beside what it is compared with, the ratio, and the
@@ -22,7 +27,7 @@ issue's target where there is one) and writes benchmarks/RESULTS.md: the table, 
 machine, the date, how each figure was measured, and the gaps against the targets.
 
 Usage: python benchmarks/run.py [--runs 5] [--cap 60] [--quick]
-       [--skip views,inpage,extraction,builds,profile] [--results benchmarks/RESULTS.md] [--json out.json]
+       [--skip views,inpage,extraction,scale,builds,profile] [--results benchmarks/RESULTS.md] [--json out.json]
 """
 
 from __future__ import annotations
@@ -326,6 +331,49 @@ def extraction(records: dict[int, Any], runs: int, work: Path) -> list[Line]:
     return lines
 
 
+# -- 2b. scale (bench_scale.py) --------------------------------------------------------------------
+def scale_lines(rows: list[dict[str, Any]]) -> tuple[list[Line], list[str]]:
+    """The scale table's rows (bench_scale.scale_rows) as lines of this table, with issue 12's targets."""
+    import bench_scale
+
+    targets = bench_scale.TARGETS
+    lines: list[Line] = []
+    notes: list[str] = []
+    for r in rows:
+        name, n = r["model"], str(r["tokens"])
+        if r.get("skipped"):
+            lines.append(Line(f"scale: {name}", "-", n, "skipped", "", "", "", "", ""))
+            notes.append(f"scale: {name} at {n} tokens skipped: {r['skipped']}")
+            continue
+        extract_target = name == "minilm" and r["tokens"] == 512
+        lines.append(Line(f"scale: extraction with Q/K ({name}, {r.get('shape', '')})", "-", n, fmt_ms(r["extract_ms"]),
+                          "bare forward", fmt_ms(r["bare_ms"]), f"{r['ratio']:.2f}x (CPU time {r['cpu_ratio']:.2f}x)",
+                          "<= 1.3x (CPU time)" if extract_target else "",
+                          judge(r["cpu_ratio"], targets["extract_ratio"], "overhead") if extract_target else ""))
+        render_target = name == "bert-base" and r["tokens"] == 512
+        lines.append(Line(f"  scale: Python render ({name})", "head", n, fmt_ms(r["render_head_s"] * 1000),
+                          f"slowest view ({r['slowest_view']})", fmt_ms(r["render_slowest_s"] * 1000), "",
+                          "<= 0.5 s" if render_target else "",
+                          judge(r["render_head_s"], targets["render_s"], "under") if render_target else ""))
+        big = name != "minilm"
+        lines.append(Line(f"  scale: bytes before the first paint, embed=file, largest view ({name})", r["first_max_view"], n,
+                          fmt_bytes(r["first_max_bytes"]), "head view", fmt_bytes(r["first_head_bytes"]), "",
+                          "<= 1 MB" if big else "",
+                          judge(r["first_max_bytes"], targets["first_paint_bytes"], "under") if big else ""))
+        lines.append(Line(f"  scale: total bytes shipped ({name})", "head", n, fmt_bytes(r["total_head_bytes"]), "", "", ""))
+        lines.append(Line(f"  scale: cache entry ({name})", "head+neuron", n, fmt_bytes(r["cache_bytes"]),
+                          "pages (head + neuron)", fmt_bytes(r["pages_bytes"]), f"{r['cache_ratio']:.2f}x", "<= 3x",
+                          judge(r["cache_ratio"], targets["cache_ratio"], "overhead")))
+        if "first_server_ms" in r:
+            lines.append(Line(f"  scale: Chromium first render, local server ({name})", "head", n,
+                              fmt_ms(r["first_server_ms"]), "file://", fmt_ms(r["first_file_ms"]), "", "< 1 s",
+                              judge(r["first_server_ms"], targets["first_render_ms"], "under")))
+            lines.append(Line(f"  scale: change to a layer not loaded yet, local server ({name})", "head", n,
+                              fmt_ms(r["change_server_ms"]), "file://", fmt_ms(r["change_file_ms"]), "", "< 300 ms",
+                              judge(r["change_server_ms"], targets["layer_change_ms"], "under")))
+    return lines, notes
+
+
 # -- 3. builds of the example site -------------------------------------------------------------------
 _RST_BLOCK = re.compile(r"^(?P<indent>[ \t]*)\.\. (?:attention|attention-figure)::.*\n(?:(?:(?P=indent)[ \t]+.*)?\n)*", re.M)
 _MYST_BLOCK = re.compile(r"^(?P<fence>`{3,}|~{3,})\{(?:attention|attention-figure)\}.*\n(?:.*\n)*?(?P=fence)[ \t]*\n", re.M)
@@ -554,15 +602,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cap", type=float, default=60.0, help="seconds BertViz gets to draw before it is reported as > cap")
     parser.add_argument("--sizes", default="13,50,200", help="token counts compared with BertViz")
     parser.add_argument("--ours-only", default="512", help="token counts measured for attndocs alone")
-    parser.add_argument("--skip", default="", help="comma-separated: views, inpage, extraction, builds, profile")
-    parser.add_argument("--quick", action="store_true", help="3 runs, a 20 s cap, no builds: a smoke run")
+    parser.add_argument("--skip", default="", help="comma-separated: views, inpage, extraction, scale, builds, profile")
+    parser.add_argument("--quick", action="store_true", help="3 runs, a 20 s cap, no builds and no scale table: a smoke run")
     parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
     parser.add_argument("--json", type=Path, default=None, help="also write the raw measurements as JSON")
     args = parser.parse_args(argv)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     if args.quick:
         args.runs, args.interact_runs, args.cap = 3, 5, min(args.cap, 20.0)
-        skip |= {"builds"}
+        skip |= {"builds", "scale"}
     started = time.time()
     machine_text = machine()  # before the run, so the load average shown is the one it started with
     sizes = [int(s) for s in args.sizes.split(",") if s]
@@ -597,6 +645,18 @@ def main(argv: list[str] | None = None) -> int:
         if "extraction" not in skip:
             print("extraction:", flush=True)
             lines += extraction(records, args.runs, work)
+        if "scale" not in skip:
+            print("scale (bench_scale.py, issue 12):", flush=True)
+            import bench_scale
+
+            scale = bench_scale.scale_rows(
+                [("minilm", [512]), ("bert-base", [128, 512, 1024]), ("gpt2", [128, 512, 1024]),
+                 ("llama-1b", [128, 512, 1024])],
+                runs=min(args.runs, 3), log=lambda m: print(m, flush=True))
+            raw["scale"] = scale
+            more_lines, more_notes = scale_lines(scale)
+            lines += more_lines
+            notes += more_notes
         if "builds" not in skip:
             print("builds of the example site:", flush=True)
             build_lines, build_notes = builds(args.runs, work, log=lambda m: print(m, flush=True))
@@ -796,6 +856,19 @@ METHODS = """\
   median of at least 7. The process row times whole processes (default threads):
   `attndocs extract --mode force` against a script that imports transformers, loads minilm
   and runs one forward pass.
+- **Scale** (`bench_scale.py`, issue 12). Random-initialised BERT-base, GPT-2 small and a ~1B
+  grouped-query Llama built from configs (`bench_extract.build`), plus minilm at 512 tokens, one
+  process per model, torch on one thread. Extraction: medians of alternating bare
+  `model(**inputs, output_attentions=True)` and `extract_from_model(..., qk=True)` runs; the
+  target is judged on their CPU-time ratio. The first timed extraction's record is measured:
+  `to_cache_bytes()` for the cache entry, `render_figure` of `as_cached()` (what the pipeline
+  renders) for render time (head view best of two, other views once) and bytes
+  (`embed="file"`: the first paint is the header and chunk 0; the total is the header and
+  every chunk script). Cache / pages: the entry against the head and neuron views' shipped
+  bytes (the views one query/key entry serves). Chromium, BERT-base at 512 tokens only: the
+  head view from a local `http.server` and from `file://` offline, first render and a change
+  to the last layer (not loaded yet) until drawn, medians of 3. Cases whose forward pass is
+  estimated over 8 s are skipped and named.
 - **Builds.** The example site (example_site/) copied to a temporary folder, built the way
   authors build it (`python -m sphinx -b html -E`, `mkdocs build`, `attndocs build`) into a
   fresh output folder each time. Cold: empty figure cache (models already installed and
@@ -837,7 +910,7 @@ def render_results(table: str, lines: list[Line], notes: list[str], *, machine_t
     ]
     if notes:
         parts += ["Notes:", ""] + [f"- {note}" for note in notes] + [""]
-    parts += ["## Targets (issues 4 and 5)", ""] + (summary or ["- no target was measured in this run"]) + [""]
+    parts += ["## Targets (issues 4, 5 and 12)", ""] + (summary or ["- no target was measured in this run"]) + [""]
     if gap_texts:
         parts += ["## Where the time goes on missed and close targets", "",
                   "Each missed target, and each met by less than 20%, measured again under Chromium's tracer and CPU "
