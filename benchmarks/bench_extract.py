@@ -346,6 +346,12 @@ def measure(
     del record, section
     extraction()
     row.rss_extract_mb, row.device_peak_extract_mb = _rss_mb(), peak_device()
+    row.bare_ms, row.extract_ms, row.bare_cpu_ms, row.extract_cpu_ms = time_pair(bare, extraction, runs)
+    return row
+
+
+def time_pair(bare: Any, extraction: Any, runs: int) -> tuple[float, float, float, float]:
+    """Medians in ms of (bare wall, extraction wall, bare CPU, extraction CPU), the two alternating."""
     walls: dict[str, list[float]] = {"bare": [], "extract": []}
     cpus: dict[str, list[float]] = {"bare": [], "extract": []}
     for _ in range(runs):
@@ -354,9 +360,9 @@ def measure(
             fn()
             walls[label].append(time.perf_counter() - wall)
             cpus[label].append(time.process_time() - cpu)
-    row.bare_ms, row.extract_ms = (statistics.median(walls[k]) * 1000 for k in ("bare", "extract"))
-    row.bare_cpu_ms, row.extract_cpu_ms = (statistics.median(cpus[k]) * 1000 for k in ("bare", "extract"))
-    return row
+    bare_ms, extract_ms = (statistics.median(walls[k]) * 1000 for k in ("bare", "extract"))
+    bare_cpu, extract_cpu = (statistics.median(cpus[k]) * 1000 for k in ("bare", "extract"))
+    return bare_ms, extract_ms, bare_cpu, extract_cpu
 
 
 def profile(

@@ -186,6 +186,23 @@ _LAYER_CHANGE = """
 """
 
 
+def open_and_change(browser: Any, url: str, *, offline: bool, layer: int | None) -> tuple[float, dict[str, Any] | None]:
+    """One fresh page: ms from navigation to the figure drawn, then (when ``layer`` is given)
+    the change to that layer as _LAYER_CHANGE reports it ({"ms", "loaded"})."""
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    try:
+        if offline:
+            context.set_offline(True)
+        page = context.new_page()
+        page.add_init_script(_READY_TIME)
+        page.goto(url)
+        page.wait_for_function("() => window.__attndocsReady !== null", timeout=60000)
+        first = page.evaluate("window.__attndocsReady")
+        return first, (page.evaluate(_LAYER_CHANGE, layer) if layer is not None else None)
+    finally:
+        context.close()
+
+
 def measure_browser(record: AttentionRecord, views: list[str], runs: int) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -212,20 +229,11 @@ def measure_browser(record: AttentionRecord, views: list[str], runs: int) -> Non
         try:
             for view in views:
                 for where, url in (("server", origin + f"{view}.html"), ("file://", (folder / f"{view}.html").as_uri())):
-                    firsts, changes = [], []
-                    for _ in range(runs):
-                        context = browser.new_context(viewport={"width": 1200, "height": 900})
-                        if where == "file://":
-                            context.set_offline(True)
-                        page = context.new_page()
-                        page.add_init_script(_READY_TIME)
-                        page.goto(url)
-                        page.wait_for_function("() => window.__attndocsReady !== null", timeout=60000)
-                        firsts.append(page.evaluate("window.__attndocsReady"))
-                        if view != "model":  # the model view shows every layer at once
-                            result = page.evaluate(_LAYER_CHANGE, record.layers - 1)
-                            changes.append(result["ms"])
-                        context.close()
+                    # The model view shows every layer at once: no layer to change to.
+                    layer = None if view == "model" else record.layers - 1
+                    timed = [open_and_change(browser, url, offline=where == "file://", layer=layer) for _ in range(runs)]
+                    firsts = [first for first, _ in timed]
+                    changes = [change["ms"] for _, change in timed if change is not None]
                     change = f"{np.median(changes):6.0f} ms" if changes else "   (all layers shown)"
                     print(f"  {view:8s} {where:8s} first render {np.median(firsts):6.0f} ms   layer change {change}")
         finally:

@@ -44,7 +44,6 @@ import functools
 import http.server
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -92,7 +91,7 @@ def measure_case(
     import inspect
 
     import torch
-    from bench_extract import text_for
+    from bench_extract import text_for, time_pair
 
     from attndocs.extract import extract_from_model
     from attndocs.options import FigureOptions
@@ -119,16 +118,7 @@ def measure_case(
     for _ in range(warmups):  # the first runs fault in fresh memory and are slower: warm both up
         bare()
         extraction()
-    walls: dict[str, list[float]] = {"bare": [], "extract": []}
-    cpus: dict[str, list[float]] = {"bare": [], "extract": []}
-    for _ in range(runs):
-        for label, fn in (("bare", bare), ("extract", extraction)):
-            wall, cpu = time.perf_counter(), time.process_time()
-            fn()
-            walls[label].append(time.perf_counter() - wall)
-            cpus[label].append(time.process_time() - cpu)
-    row["bare_ms"], row["extract_ms"] = (statistics.median(walls[k]) * 1000 for k in ("bare", "extract"))
-    row["bare_cpu_ms"], row["extract_cpu_ms"] = (statistics.median(cpus[k]) * 1000 for k in ("bare", "extract"))
+    row["bare_ms"], row["extract_ms"], row["bare_cpu_ms"], row["extract_cpu_ms"] = time_pair(bare, extraction, runs)
     row["ratio"] = row["extract_ms"] / row["bare_ms"]
     row["cpu_ratio"] = row["extract_cpu_ms"] / row["bare_cpu_ms"]
     assert record is not None
@@ -199,7 +189,7 @@ def _first_script(figure: Any) -> bytes:
 def measure_browser(record: Any, head: Any, runs: int, log: Any) -> dict[str, Any]:
     """Chromium: first render and a change to the last layer (not loaded yet), head view, embed="file"."""
     import numpy as np
-    from bench_payloads import _LAYER_CHANGE, _READY_TIME, _Quiet
+    from bench_payloads import _Quiet, open_and_change
     from playwright.sync_api import sync_playwright
 
     from attndocs.render import asset_files, asset_tags
@@ -232,18 +222,10 @@ def measure_browser(record: Any, head: Any, runs: int, log: Any) -> dict[str, An
             ):
                 firsts, changes, loaded = [], [], []
                 for _ in range(runs):
-                    context = browser.new_context(viewport={"width": 1200, "height": 900})
-                    if where == "file":
-                        context.set_offline(True)
-                    page = context.new_page()
-                    page.add_init_script(_READY_TIME)
-                    page.goto(url)
-                    page.wait_for_function("() => window.__attndocsReady !== null", timeout=60000)
-                    firsts.append(page.evaluate("window.__attndocsReady"))
-                    result = page.evaluate(_LAYER_CHANGE, record.layers - 1)
+                    first, result = open_and_change(browser, url, offline=where == "file", layer=record.layers - 1)
+                    firsts.append(first)
                     changes.append(result["ms"])
                     loaded.append(bool(result["loaded"]))
-                    context.close()
                 out[f"first_{where}_ms"] = float(np.median(firsts))
                 out[f"change_{where}_ms"] = float(np.median(changes))
                 out[f"change_{where}_loaded"] = all(loaded)
