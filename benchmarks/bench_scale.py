@@ -9,8 +9,9 @@ tokens, plus the bundled minilm at 512 tokens (the CPU extraction target), one r
 - **extraction**: a bare ``model(**inputs, output_attentions=True)`` (eager, tokenizing
   included) against ``extract_from_model(..., qk=True)`` (forward with hooks, query/key
   vectors, self-check, record); wall-clock medians and their ratio, and the ratio of the same
-  runs' process CPU time (steadier on a shared machine; the target is judged on it); ``--runs``
-  pairs for cases whose forward pass is estimated under 1.5 s, one pair otherwise;
+  runs' process CPU time (steadier on a shared machine; the target is judged on it); three times
+  ``--runs`` pairs for cases whose forward pass is estimated under 0.5 s, ``--runs`` under 1.5 s,
+  one pair otherwise;
 - **render**: ``render_figure`` of the head view (best of two) and of every other view
   (once; the slowest is named), from ``record.as_cached()``, the record the pipeline renders;
 - **bytes before the first paint**: ``RenderedFigure.first_bytes`` with ``embed="file"``
@@ -69,6 +70,7 @@ TARGETS = {
     "cache_ratio": 3.0,  # cache entry over the bytes the pages ship for the same figures, at most
 }
 BROWSER_CASE = "bert-base:512"
+RENDER_CASE = "bert-base:512"  # where the Python render target (0.5 s per figure, every view) is judged
 
 
 def yes(ok: bool) -> str:
@@ -149,15 +151,21 @@ def measure_case(
     views: dict[str, dict[str, float]] = {
         "head": {"s": row["render_head_s"], "first": head.first_bytes, "total": row["total_head_bytes"]}
     }
+    # Every other view: once, or best of two where the render target applies (one figure of each view
+    # is judged there, so one unlucky time slice on a shared machine does not decide it).
+    tries = 2 if f"{name}:{tokens}" == RENDER_CASE else 1
     for view in VIEWS[1:]:
-        t = time.perf_counter()
+        times = []
         try:
-            fig = render_figure(shown, FigureOptions(view=view), embed="file")
+            for _ in range(tries):
+                t = time.perf_counter()
+                fig = render_figure(shown, FigureOptions(view=view), embed="file")
+                times.append(time.perf_counter() - t)
         except Exception as exc:  # e.g. a neuron view whose vectors were withheld: the row says so
             log(f"    {view} view not rendered: {exc}")
             views[view] = {"s": 0.0, "first": 0, "total": 0}
             continue
-        views[view] = {"s": time.perf_counter() - t, "first": fig.first_bytes, "total": _total(fig)}
+        views[view] = {"s": min(times), "first": fig.first_bytes, "total": _total(fig)}
         del fig
     row["views"] = views
     slowest = max(views, key=lambda v: views[v]["s"])
@@ -276,7 +284,10 @@ def run_model(
             log(f"  {name} at {tokens} tokens: skipped, {row['skipped']}")
             print(json.dumps(row), flush=True)
             continue
-        case_runs = runs if estimate < 1.5 else 1
+        # Short cases get three times the runs: a 0.2 s pass on a shared machine varies by more than
+        # the 0.3x between the CPU target and what it measures (minilm at 512 tokens read 1.20x to
+        # 1.30x in three 9-run medians in a row), and nine pairs take a few seconds there.
+        case_runs = 3 * runs if estimate < 0.5 else runs if estimate < 1.5 else 1
         log(f"  {name} at {tokens} tokens ({case_runs} timed run(s), forward estimated {estimate:.1f} s) ...")
         row.update(
             measure_case(
@@ -404,7 +415,7 @@ TARGET_ROW = (
     "",
     "<= 1.3x CPU (minilm 512)",
     "<= 0.5 s (bert-base 512)",
-    "",
+    "<= 0.5 s (bert-base 512)",
     "<= 1 MB",
     "<= 1 MB",
     "",
@@ -422,8 +433,9 @@ def checks(row: dict[str, Any]) -> dict[str, bool]:
         return out
     if row["model"] == "minilm" and row["tokens"] == 512:
         out["extract_ratio"] = row["cpu_ratio"] <= TARGETS["extract_ratio"]
-    if row["model"] == "bert-base" and row["tokens"] == 512:
+    if f"{row['model']}:{row['tokens']}" == RENDER_CASE:  # "at most 0.5 s per figure": every view
         out["render_s"] = row["render_head_s"] <= TARGETS["render_s"]
+        out["render_slowest_s"] = row["render_slowest_s"] <= TARGETS["render_s"]
     if row["model"] != "minilm":  # every figure up to 32 x 32 x 1,024
         out["first_paint_bytes"] = row["first_max_bytes"] <= TARGETS["first_paint_bytes"]
         out["first_head_bytes"] = row["first_head_bytes"] <= TARGETS["first_paint_bytes"]
@@ -470,7 +482,7 @@ def table_cells(row: dict[str, Any]) -> tuple[str, ...]:
         _ms(row["extract_ms"]),
         mark(f"{row['ratio']:.2f}x ({row['cpu_ratio']:.2f}x)", "extract_ratio"),
         mark(f"{row['render_head_s']:.2f} s", "render_s"),
-        f"{row['slowest_view']} {row['render_slowest_s']:.2f} s",
+        mark(f"{row['slowest_view']} {row['render_slowest_s']:.2f} s", "render_slowest_s"),
         mark(_b(row["first_head_bytes"]), "first_head_bytes"),
         mark(f"{_b(row['first_max_bytes'])} ({row['first_max_view']})", "first_paint_bytes"),
         _b(row["total_head_bytes"]),
@@ -507,6 +519,7 @@ def missed(rows: list[dict[str, Any]]) -> list[str]:
     names = {
         "extract_ratio": "extraction with Q/K over a bare forward (CPU time)",
         "render_s": "Python render, head view",
+        "render_slowest_s": "Python render, slowest view",
         "first_paint_bytes": "bytes before the first paint (largest view)",
         "first_head_bytes": "bytes before the first paint (head view)",
         "cache_ratio": "cache entry / pages shipped",

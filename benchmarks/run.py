@@ -664,6 +664,13 @@ def main(argv: list[str] | None = None) -> int:
             notes += build_notes
         gap_texts: list[str] = []
         render_profile = ""
+        scale_text = ""
+        if raw.get("scale"):
+            import bench_scale
+
+            scale_text = bench_scale.format_table(raw["scale"])
+            gaps = bench_scale.missed(raw["scale"])
+            scale_text += "\n\nmissed targets: " + ("; ".join(gaps) if gaps else "none")
         if "profile" not in skip and "views" not in skip:
             print("profiling:", flush=True)
             gap_texts = profile_gaps(lines, work, records, log=lambda m: print(m, flush=True))
@@ -680,7 +687,8 @@ def main(argv: list[str] | None = None) -> int:
         render_results(table_markdown(lines), lines, notes, machine_text=machine_text,
                        date=datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"), runs=args.runs,
                        interact_runs=args.interact_runs,
-                       cap=args.cap, elapsed=elapsed, gap_texts=gap_texts, render_profile=render_profile),
+                       cap=args.cap, elapsed=elapsed, gap_texts=gap_texts, render_profile=render_profile,
+                       scale_text=scale_text),
         encoding="utf-8")
     print(f"\nwrote {args.results} ({elapsed / 60:.1f} min)")
     return 0
@@ -879,7 +887,7 @@ METHODS = """\
 
 def render_results(table: str, lines: list[Line], notes: list[str], *, machine_text: str, date: str, runs: int, cap: float,
                    interact_runs: int,
-                   elapsed: float, gap_texts: list[str], render_profile: str) -> str:
+                   elapsed: float, gap_texts: list[str], render_profile: str, scale_text: str = "") -> str:
     missed = [line for line in lines if line.met == "NO"]
     met = [line for line in lines if line.met in ("yes", CLOSE)]
     def where(line: Line) -> str:
@@ -919,6 +927,12 @@ def render_results(table: str, lines: list[Line], notes: list[str], *, machine_t
             parts += [text, ""]
     if render_profile:
         parts += ["## Python render time", "", render_profile, ""]
+    if scale_text:
+        parts += ["## Scale (issue 12)", "", "The `scale` section's table as `bench_scale.py` prints it (the same figures are "
+                  "the `scale:` rows above).", "", "```text", scale_text, "```", ""]
+        notes_file = HERE / "SCALE.md"  # hand-written: what was run apart from make bench, and why each gap is there
+        if notes_file.is_file():
+            parts += [notes_file.read_text(encoding="utf-8").strip(), ""]
     fixes = HERE / "FIXES.md"
     if fixes.is_file():
         parts += ["## Before and after (benchmarks/FIXES.md)", "", fixes.read_text(encoding="utf-8").strip(), ""]

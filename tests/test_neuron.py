@@ -434,6 +434,35 @@ def test_check_section_never_passes_on_mismatched_or_broken_input(tiny_model_dir
     assert check_section(shifted, section)[0] == pytest.approx(0.01, abs=1e-6)
 
 
+@pytest.mark.parametrize("family", ["bert", "llama", "t5"])
+def test_check_section_on_long_texts_compares_rows_spread_over_the_text(
+    tiny_model_dir: Any, family: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past CHECK_ROWS query rows the check compares that many, first and last included: a correct capture
+    still passes (causal masks and T5's bias taken row by row), a wrong last row still fails, and a
+    non-finite query vector fails its text even on a row not compared."""
+    import torch
+
+    from attndocs.extract import neuron
+
+    folder = tiny_model_dir(family)
+    model = _load_tiny(family, folder)
+    sections, attentions = _run(model, _tiny_inputs(family, folder), FAMILY_KIND[family])
+    monkeypatch.setattr(neuron, "CHECK_ROWS", 3)
+    for name, section in sections.items():
+        attention = attentions[name]
+        rows = attention.shape[3]
+        assert rows > 3
+        assert max(check_section(torch.from_numpy(attention), _tensors(section))) <= TOLERANCE, name
+        wrong = attention.copy()
+        wrong[0, -1, 0, -1] = np.roll(wrong[0, -1, 0, -1], 1)  # the last row of the last layer, text 0
+        errors = check_section(torch.from_numpy(wrong), _tensors(section))
+        assert errors[0] > 1e-3 and errors[1] <= TOLERANCE, (name, errors)
+        broken = _tensors(section)
+        broken.query[1, 0, 0, rows // 2 + 1, 0] = float("nan")  # a row between the three compared
+        assert check_section(torch.from_numpy(attention), broken)[1] == math.inf, name
+
+
 # -- models without an adapter say so --------------------------------------------------------------
 def _assert_unavailable(model: Any, inputs: dict[str, Any], *words: str) -> None:
     import torch
