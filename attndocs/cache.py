@@ -17,8 +17,8 @@ sharing one folder:
 * Temporary files a killed writer left behind are invisible to reads and listings, and
   are removed by ``prune`` / ``clear`` / ``verify --fix`` once no live writer can own them.
 * An entry holds what the views need at the precision they show (record.py's cache form,
-  schema 2: attention as 8-bit square-root codes, query/key as float16, keys once per
-  key/value head), several times smaller than the float32 public record. An entry written
+  schema 2: attention as 8-bit square-root codes, query/key as float32, keys once per
+  key/value head), two to four times smaller than the float32 public record. An entry written
   by an older attndocs (schema 1, float32) is still found under its key: it is verified,
   converted to that precision (what a new entry would give) and rewritten in the compact
   form where the cache is writable. The first one read in a process is reported as one
@@ -1168,7 +1168,9 @@ def _format_line(meta: dict[str, str]) -> str:
     schema = meta.get("schema", "")
     if schema == str(OLD_SCHEMA):
         return f"float32, schema {schema} (written by an older attndocs; `attndocs cache verify --fix` rewrites it compact)"
-    return f"compact, schema {escape_text(schema)}: attention 8-bit square-root codes, query/key float16"
+    storage = meta.get("storage", "")
+    vectors = "float16 (an older attndocs; a neuron figure recomputes it)" if '"vectors":"float16"' in storage else "float32"
+    return f"compact, schema {escape_text(schema)}: attention 8-bit square-root codes, query/key {vectors}"
 
 
 def _stored_tensors(path: Path) -> list[tuple[str, str, list[int]]]:

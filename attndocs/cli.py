@@ -16,6 +16,7 @@ from pathlib import Path
 from . import __version__
 from .errors import AttndocsError, InputError, OutputError
 from .options import DEVICE_MAP_STRATEGIES, DTYPES, MODES, FigureOptions, SiteSettings, figure_fields, option_name
+from .state import STATE_KEYS
 from .text import terminal_safe
 
 
@@ -30,7 +31,9 @@ def add_figure_flags(parser: argparse.ArgumentParser, *, exclude: Sequence[str] 
         name = option_name(f)
         if name in exclude:
             continue
-        parser.add_argument(f"--{name}", dest=f"opt_{f.name}", default=None, metavar=name.upper().replace("-", "_"), help=f.metadata["help"])
+        # The matrix view's `mode` option would meet the run flag --mode (execution mode).
+        flag = "matrix-mode" if name == "mode" else name
+        parser.add_argument(f"--{flag}", dest=f"opt_{f.name}", default=None, metavar=name.upper().replace("-", "_"), help=f.metadata["help"])
 
 
 def add_run_flags(parser: argparse.ArgumentParser) -> None:
@@ -149,7 +152,9 @@ def _add_extract(sub: argparse._SubParsersAction) -> None:
     p.add_argument("text", metavar="TEXT", help="The text ('-' reads standard input).")
     p.add_argument("-o", "--output", required=True, help="Where to write the record (.safetensors).")
     p.add_argument("--qk", action="store_true", help="Also store query/key vectors (for the neuron view), self-checked.")
-    add_figure_flags(p, exclude=("view", "layer", "heads", "include-layers", "include-heads", "display", "caption", "name", "alt", "class"))
+    # A record has no view: what a figure shows and opens on (attndocs.state) does not apply.
+    shown = ("view", "include-layers", "include-heads", "display", "caption", "name", "alt", "class")
+    add_figure_flags(p, exclude=shown + tuple(key.name for key in STATE_KEYS))
     add_run_flags(p)
     p.set_defaults(func=_cmd_extract)
 

@@ -200,7 +200,7 @@ def parse_block(body: str, *, first_line: int = 1) -> ParsedBlock:
         if name in values:
             raise FenceError(f"option '{name}' is given twice (lines {option_lines[name]} and {line_no})", line=line_no)
         try:
-            FigureOptions.from_mapping({name: value})
+            FigureOptions.check_option(name, value)  # the value alone; checks across options come below
         except OptionError as exc:
             raise FenceError(exc.message, exc.hint, line=line_no) from None
         values[name] = value
@@ -219,8 +219,8 @@ def parse_block(body: str, *, first_line: int = 1) -> ParsedBlock:
     text_line = first_line + text_start + offset
     try:
         options = FigureOptions.from_mapping({**values, "text": text})
-    except OptionError as exc:  # the text itself is refused (too long, not UTF-8)
-        raise FenceError(exc.message, exc.hint, line=text_line) from None
+    except OptionError as exc:  # the text itself is refused (too long, not UTF-8), or options that do not go together
+        raise FenceError(exc.message, exc.hint, line=option_lines.get(getattr(exc, "option", ""), text_line)) from None
     return ParsedBlock(options=options, option_lines=option_lines, text_line=text_line)
 
 
@@ -477,6 +477,7 @@ class FigureBatch:
         results = pipeline.run(
             [group[0].options for group in members],  # type: ignore[misc]
             qk=[any(f.options.view == "neuron" for f in group) for group in members],  # type: ignore[union-attr]
+            counts=[len(group) for group in members],  # progress counts figures, not shared records
         )
         for group, result in zip(members, results):
             for figure in group:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import state as _state
 from .errors import OptionError
 
 VIEWS = ("head", "model", "neuron", "matrix", "summary")
@@ -322,12 +323,13 @@ def _max_memory(value: Any) -> dict[int | str, int] | None:
 _max_memory.allowed = "none, or a mapping of devices (a GPU number, cpu) to sizes such as 20GiB or 500MB"  # type: ignore[attr-defined]
 
 
-def option(default: Any, parse: Callable[[Any], Any], help: str, *, content: bool = False) -> Any:
+def option(default: Any, parse: Callable[[Any], Any], help: str, *, content: bool = False, state: Any = None) -> Any:
     """A dataclass field carrying its parser and help text in its metadata.
 
     A mutable default (dict) is given as a zero-argument callable and becomes a factory.
+    ``state`` is the attndocs.state.StateKey a figure's opening-state option comes from.
     """
-    metadata = {"parse": parse, "help": help, "content": content}
+    metadata = {"parse": parse, "help": help, "content": content, "state": state}
     if callable(default):
         return field(default_factory=default, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -389,9 +391,48 @@ def option_name(f: dataclasses.Field) -> str:
     return f.name.rstrip("_").replace("_", "-")
 
 
+def _state_parser(key: _state.StateKey) -> Callable[[Any], Any]:
+    if key.kind == "choice":
+        return _choice(key.values or ())
+    return {"flag": _flag, "token": _state.parse_token, "index": _int_between(0, MAX_INDEX), "indices": _index_list}[key.kind]
+
+
+_STATE_TYPES = {"choice": "str | None", "flag": "bool | None", "token": "TokenChoice | None", "index": "int | None", "indices": "tuple[int, ...] | None"}
+
+
+def _with_state_options(after: str) -> Callable[[type], type]:
+    """Adds a field for every key of attndocs.state.STATE_KEYS, placed after field ``after``.
+
+    The state table is the one declaration of what a figure opens on: its keys become
+    options here, link keys in the browser and rows of the docs' tables. Each field is
+    None unless the author sets it; the figure's opening value is then the key's own.
+    """
+
+    def add(cls: type) -> type:
+        annotations: dict[str, Any] = {}
+        for name, kind in cls.__dict__["__annotations__"].items():
+            annotations[name] = kind
+            if name == after:
+                for key in _state.STATE_KEYS:
+                    annotations[key.name] = _STATE_TYPES[key.kind]
+                    setattr(cls, key.name, option(None, _state_parser(key), key.help, state=key))
+        cls.__annotations__ = annotations
+        return cls
+
+    return add
+
+
+TokenChoice = _state.TokenChoice
+
+
 @dataclass(frozen=True)
+@_with_state_options(after="target")
 class FigureOptions:
-    """The options of one figure, with the same names everywhere (hyphenated in pages)."""
+    """The options of one figure, with the same names everywhere (hyphenated in pages).
+
+    The options that set what the figure opens on (layer, heads, section, token, locked,
+    filter, mode, lines, stat, layout, open, scale) come from attndocs.state.STATE_KEYS.
+    """
 
     text: str | None = option(None, _text, "The text the model reads (the block's content).", content=True)
     model: str | None = option(
@@ -401,8 +442,6 @@ class FigureOptions:
     view: str = option("head", _choice(VIEWS), "Which view to show: " + " | ".join(VIEWS) + ".")
     text_b: str | None = option(None, _text, "Second sentence of a sentence pair (encoder models).")
     target: str | None = option(None, _text, "Decoder text for encoder-decoder models (T5, BART, Marian, bert2bert).")
-    layer: int | None = option(None, _int_between(0, MAX_INDEX), "Layer shown first (0-based). Default: the first included layer.")
-    heads: tuple[int, ...] | None = option(None, _index_list, "Heads selected first (0-based), e.g. 0,3 or 0-5. Default: all.")
     include_layers: tuple[int, ...] | None = option(None, _index_list, "Layers that ship at all (0-based). Default: every layer.")
     include_heads: tuple[int, ...] | None = option(None, _index_list, "Heads that ship at all (0-based). Default: every head.")
     display: str = option("auto", _choice(DISPLAYS), "Colour scheme: auto follows the page theme and prefers-color-scheme; light or dark force one.")
@@ -414,10 +453,20 @@ class FigureOptions:
         None, _int_between(1, MAX_TOKENS_LIMIT), f"Refuse texts longer than this many tokens (at most {_count(MAX_TOKENS_LIMIT)}). Default: the site's max tokens (512)."
     )
 
+    def __post_init__(self) -> None:
+        # An opening state the view cannot show is an error here, where the page's line is known.
+        _state.check_views(self)
+
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> FigureOptions:
         """Build options from page strings or Python values; names may be hyphenated."""
         return _apply(cls, values, "option")
+
+    @classmethod
+    def check_option(cls, name: str, value: Any) -> Any:
+        """One option's value parsed alone (a page's option line), without the checks across options."""
+        f = next(f for f in dataclasses.fields(cls) if f.name == _field_name(cls, name, "option"))
+        return parse_value(f, value)
 
     def replace(self, **changes: Any) -> FigureOptions:
         """A copy with ``changes`` parsed as from_mapping parses them (``class`` or ``class_``)."""
@@ -491,12 +540,26 @@ def options_table() -> str:
     for f in figure_fields():
         help_text = f.metadata["help"].replace("|", "\\|")
         allowed = getattr(f.metadata["parse"], "allowed", "text").replace("|", "\\|")
-        rows.append(f"| `{option_name(f)}` | {_fmt_default(f.default)} | {allowed} | {help_text} |")
+        rows.append(f"| `{option_name(f)}` | {_fmt_default(shown_default(f))} | {allowed} | {help_text} |")
     return "\n".join(rows)
 
 
-def _fmt_default(value: Any) -> str:
-    return "—" if value is None or value is dataclasses.MISSING else f"`{value}`"
+def shown_default(f: dataclasses.Field) -> str | None:
+    """A field's default as the docs show it: an opening-state option shows what the figure opens on."""
+    key = f.metadata.get("state")
+    if key is not None:
+        if key.initial is None:
+            return None if not key.initial_text else f"({key.initial_text})"
+        return str(key.initial).lower() if isinstance(key.initial, bool) else str(key.initial)
+    if f.default is None or f.default is dataclasses.MISSING:
+        return None
+    return str(f.default)
+
+
+def _fmt_default(value: str | None) -> str:
+    if value is None:
+        return "—"
+    return value if value.startswith("(") else f"`{value}`"
 
 
 def too_many_figures(limit: int = MAX_FIGURES_PER_PAGE) -> OptionError:

@@ -6,7 +6,8 @@ Encoding (the JS decoder in ``assets/js/10-payload.js`` mirrors it):
   decoded as ``(q / 255) ** 2``. A non-zero weight that would round to 0 is stored as 1, so
   no attention ever disappears. Causal sections ship only the kept triangle (row ``i``
   keeps columns ``j < i + 1 + cols - rows``), row-major.
-* query / key vectors: int8 with one float32 scale per (layer, head).
+* query / key vectors: float32, as the model computed them (the neuron view prints scores to
+  three decimals).
 * additive bias (T5-style relative positions): float16, once when every layer has the same.
 * extras (aggregates, rollout, ... from :mod:`attndocs.analysis`): encoded like attention.
 * top weights (``top8``, large head views only): per head of the first layer, the weights
@@ -18,8 +19,9 @@ A figure ships in chunks. Chunk 0 holds what its first view draws; every other c
 one layer (head view) or one head (the other views) and loads when the reader asks for it.
 A figure of at most :data:`SINGLE_CHUNK` bytes ships as chunk 0 alone. Each block is one
 part per (layer, head) (part ``li * nHeads + hi``), in runs of parts laid out one after
-the other (``runs: [[chunk, offset, count], ...]``, parts ``part`` bytes long, aligned to 4);
-multi-byte numbers are little-endian. Each chunk is zlib-compressed when that makes it
+the other (``runs: [[chunk, offset, count], ...]``, parts ``part`` bytes long; parts of f16
+and f32 blocks aligned to 4, parts of one-byte blocks back to back); multi-byte numbers are
+little-endian. Each chunk is zlib-compressed when that makes it
 smaller and named by the hash of its bytes as shipped, so side files can be cached
 forever and rebuilds are byte-identical. Only the layers and heads in ``include-layers``
 / ``include-heads`` ship.
@@ -40,7 +42,7 @@ import os
 import re
 import zlib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -48,9 +50,10 @@ import numpy as np
 from .errors import OptionError
 from .options import FigureOptions
 from .record import SECTION_NAMES, AttentionRecord, Section
+from .state import opening_state
 
 PAYLOAD_FORMAT = "attndocs.payload"
-PAYLOAD_VERSION = 2
+PAYLOAD_VERSION = 3
 _ALIGN = 4
 SMALL_PAYLOAD = 2 * 1024 * 1024  # bytes of codes compressed at zlib's level 6 (see compression_level)
 
@@ -78,15 +81,6 @@ def dequantize_attention(codes: np.ndarray) -> np.ndarray:
     """uint8 codes -> float32 probabilities ``(q / 255) ** 2``."""
     x = np.asarray(codes, dtype=np.float32) / 255.0
     return x * x
-
-
-def quantize_int8(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``[L, H, n, d]`` floats -> (int8 codes, float32 scale per (L, H)); value = code * scale."""
-    v = np.nan_to_num(np.asarray(values, dtype=np.float32))
-    peak = np.abs(v).max(axis=(2, 3)) if v.size else np.zeros(v.shape[:2], np.float32)
-    scales = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
-    codes = np.clip(np.rint(v / scales[:, :, None, None]), -127, 127).astype(np.int8)
-    return codes, scales
 
 
 def kept_columns(rows: int, cols: int) -> np.ndarray:
@@ -151,6 +145,8 @@ class Selection:
     heads: tuple[int, ...]
     layer: int
     selected_heads: tuple[int, ...]
+    # The state keys the author set, checked and resolved (attndocs.state.opening_state).
+    opening: dict[str, Any] = field(default_factory=dict)
 
 
 def _describe_range(count: int) -> str:
@@ -201,7 +197,8 @@ def select_layers_heads(record: AttentionRecord, options: FigureOptions) -> Sele
             f"option 'heads' selects head {', '.join(map(str, left_out))}, which include-heads leaves out",
             f"included: {', '.join(map(str, heads))}",
         )
-    return Selection(layers=layers, heads=heads, layer=layer, selected_heads=selected)
+    opening = opening_state(record, options, layer, selected)
+    return Selection(layers=layers, heads=heads, layer=layer, selected_heads=selected, opening=opening)
 
 
 # -- the payload --------------------------------------------------------------------------
@@ -234,20 +231,27 @@ def _smallest_drawn_code() -> int:
 MIN_DRAWN_CODE = _smallest_drawn_code()
 
 
-def _stride(size: int) -> int:
-    """Bytes from one part of a block to the next in a run: its size, aligned to 4."""
-    return size + (-size) % _ALIGN
+# Encodings of more than one byte a value: their parts are 4-byte aligned, so the browser can view
+# them as typed arrays. Parts of every other block (one byte a value: sqrt8, max8, and the
+# extras, which carry no encoding) follow one another with no gap: a 13-token figure's heads are
+# 169 bytes, and aligning each cost 3 bytes a head. 10-payload.js knows the same list.
+ALIGNED_ENCODINGS = frozenset({"f16", "f32"})
+
+
+def _stride(size: int, encoding: str | None) -> int:
+    """Bytes from one part of a block to the next in a run: its size, aligned to 4 for multi-byte values."""
+    return size + (-size) % _ALIGN if encoding in ALIGNED_ENCODINGS else size
 
 
 class _Chunk:
-    """The blocks of one chunk, each aligned to 4 bytes."""
+    """The blocks of one chunk, each starting 4-byte aligned (a packed part right after its neighbour)."""
 
     def __init__(self) -> None:
         self.parts: list[bytes] = []
         self.size = 0
 
-    def add(self, raw: bytes) -> int:
-        pad = (-self.size) % _ALIGN
+    def add(self, raw: bytes, packed: bool = False) -> int:
+        pad = 0 if packed else (-self.size) % _ALIGN
         if pad:
             self.parts.append(b"\0" * pad)
             self.size += pad
@@ -270,8 +274,8 @@ class _ChunkWriter:
         self.chunks = [_Chunk()]
         self._index: dict[tuple, int] = {}
 
-    def add(self, group: tuple, data: bytes | np.ndarray) -> list[int]:
-        """Append ``data`` to ``group``'s chunk; returns ``[chunk, offset]``."""
+    def add(self, group: tuple, data: bytes | np.ndarray, packed: bool = False) -> list[int]:
+        """Append ``data`` to ``group``'s chunk (4-byte aligned unless ``packed``); returns ``[chunk, offset]``."""
         raw = data.tobytes() if isinstance(data, np.ndarray) else data
         if self.single or group in self.first:
             index = 0
@@ -280,18 +284,19 @@ class _ChunkWriter:
             if index == len(self.chunks):
                 self._index[group] = index
                 self.chunks.append(_Chunk())
-        return [index, self.chunks[index].add(raw)]
+        return [index, self.chunks[index].add(raw, packed)]
 
     def parted(self, parts: list[tuple[tuple, bytes | np.ndarray]], **info: Any) -> dict[str, Any]:
         """A block in equal-sized parts (one per head, layer ...), each in its group's chunk."""
         raws = [(group, data.tobytes() if isinstance(data, np.ndarray) else data) for group, data in parts]
         size = len(raws[0][1]) if raws else 0
-        stride = _stride(size)
+        stride = _stride(size, info.get("encoding"))
+        packed = stride == size
         # Runs of parts laid out one after the other: [chunk, offset of the first, count].
         # A figure in one chunk is a single run, so the header stays small.
         runs: list[list[int]] = []
         for group, raw in raws:
-            chunk, offset = self.add(group, raw)
+            chunk, offset = self.add(group, raw, packed)
             last = runs[-1] if runs else None
             if last and last[0] == chunk and last[1] + last[2] * stride == offset:
                 last[2] += 1
@@ -404,7 +409,7 @@ def _cells(section: Section) -> int:
 def _first_view(record: AttentionRecord, selection: Selection, order: list[str], with_qk: bool) -> tuple[str, int, int]:
     """The section, layer and head the figure opens on (as ``initialState`` in 00-core.js sets them)."""
     names = [n for n in order if record.sections[n].has_qk] if with_qk else []
-    name = names[0] if names else order[0]
+    name = selection.opening.get("section") or (names[0] if names else order[0])
     section = record.sections[name]
     layers, heads = _section_layers_heads(section, selection)
     layer = selection.layer if selection.layer in layers else (layers or [0])[0]
@@ -423,7 +428,8 @@ def _plan(
         layers, heads = _section_layers_heads(section, selection)
         count = len(layers) * len(heads)
         thumbs += count
-        estimate += count * _cells(section)
+        if not (with_qk and section.has_qk):  # a neuron view with vectors ships no attention (_encode_section)
+            estimate += count * _cells(section)
         if with_qk and section.has_qk:
             rows, cols = section.attention.shape[2:]
             estimate += count * (rows + cols) * int(section.query.shape[-1])
@@ -444,7 +450,25 @@ def _plan(
     else:
         plan.first.add(("head", name, layer, head))
         plan.first.add(("bias", name, head))
+        if view == "matrix":
+            plan.first |= _matrix_opening(record.sections[name], name, layer, selection)
     return plan
+
+
+def _matrix_opening(section: Section, name: str, layer: int, selection: Selection) -> set[tuple]:
+    """What a matrix figure opened in an aggregate mode draws first (beside the first head), so
+    that it opens on its picture, not on a loading state."""
+    mode = selection.opening.get("mode")
+    layers, heads = _section_layers_heads(section, selection)
+    if mode == "rollout" and section.rows == section.cols and layer in layers:
+        return {("extra", f"{name}.rollout", layers.index(layer))}
+    if mode in ("mean-all", "max-all"):
+        return {("extra", f"{name}.{mode.replace('-', '_')}", 0)}
+    if mode in ("mean", "max"):
+        if len(heads) < section.heads:  # the aggregate over every head ships as an extra
+            return {("extra", f"{name}.{mode}_heads", layers.index(layer))}
+        return {("head", name, layer, h) for h in heads}
+    return set()
 
 
 # -- attention, layer by layer ------------------------------------------------------------------
@@ -500,7 +524,10 @@ class _LayerCodes:
 
 def _encode_layer(job: tuple) -> _LayerCodes:
     section, layer, heads, plan, name, b_start, edges = job
-    codes = quantize_attention(_heads_of(section.attention, layer, heads))
+    # A record read from the cache form keeps the codes its attention came from: the same
+    # companding as quantize_attention, so reusing them gives the same bytes a third faster.
+    stored = section.attention_codes()
+    codes = _heads_of(stored, layer, heads) if stored is not None else quantize_attention(_heads_of(section.attention, layer, heads))
     mask = triangle_mask(codes.shape[1], codes.shape[2]) if section.causal else None
     out = _LayerCodes(attn=[(c[mask] if mask is not None else c).tobytes() for c in codes])
     if plan.top == (name, layer):
@@ -526,14 +553,20 @@ def _encode_section(
             _bin_edges(n_rows, plan.overview, record.sides[section.rows].text_b_start),
             _bin_edges(n_cols, plan.overview, b_start),
         )
-    jobs = [(section, layer, heads, plan, name, b_start, edges) for layer in layers] if heads else []
+    # A neuron view with query/key vectors draws its weights as the softmax of the scores it shows
+    # (softmax(s * q.k + bias), which extraction checked against the model's attention): it ships
+    # the vectors and no attention, half its bytes at 512 tokens and a third of its render time.
+    vectors_only = bool(with_qk and section.has_qk and layers and heads)
+    jobs = [(section, layer, heads, plan, name, b_start, edges) for layer in layers] if heads and not vectors_only else []
     encoded = _pool_map(_encode_layer, jobs)
     attn_parts = []
     for layer, codes in zip(layers, encoded):
         attn_parts += [(plan.attn_group(name, layer, h), data) for h, data in zip(heads, codes.attn)]
     # A causal section's parts are its kept triangles; "triangle" says so only there, which
     # keeps the header of a short figure as small as it was before figures came in chunks.
-    blocks: dict[str, Any] = {"attn": writer.parted(attn_parts, encoding="sqrt8", **({"triangle": True} if causal else {}))}
+    blocks: dict[str, Any] = {}
+    if not vectors_only:
+        blocks["attn"] = writer.parted(attn_parts, encoding="sqrt8", **({"triangle": True} if causal else {}))
     for layer, codes in zip(layers, encoded):
         if codes.top is not None:
             top = {"encoding": "top8", "minCode": MIN_DRAWN_CODE, "layers": {}}
@@ -566,7 +599,11 @@ def _encode_section(
 
 
 def _encode_qk(section: Section, name: str, layers: list[int], heads: list[int], plan: _Plan, writer: _ChunkWriter, blocks: dict) -> None:
-    """Query and key vectors (int8, a float32 scale per layer and head) and the bias, per head."""
+    """Query and key vectors (float32, as the model computed them) and the bias (float16), per head.
+
+    float32 because the neuron view prints each score ``s * q.k`` to three decimals and its
+    weights as the softmax of those scores: int8 vectors put scores off by up to 0.5.
+    """
     def pick(array: np.ndarray) -> np.ndarray:
         if layers == list(range(array.shape[0])) and heads == list(range(array.shape[1])):
             return np.asarray(array, dtype=np.float32)
@@ -574,11 +611,10 @@ def _encode_qk(section: Section, name: str, layers: list[int], heads: list[int],
 
     slots = [(li, layer, hi, head) for li, layer in enumerate(layers) for hi, head in enumerate(heads)]
     for which, values in (("query", section.query), ("key", section.key)):
-        codes, scales = quantize_int8(pick(values))
+        vectors = np.nan_to_num(pick(values)).astype("<f4")
         blocks[which] = writer.parted(
-            [(plan.attn_group(name, layer, head), codes[li, hi]) for li, layer, hi, head in slots], encoding="int8"
+            [(plan.attn_group(name, layer, head), vectors[li, hi]) for li, layer, hi, head in slots], encoding="f32"
         )
-        blocks[which + "Scale"] = writer.parted([(("base",), scales.astype("<f4"))], encoding="f32")
     if section.bias is None:
         return
     bias = pick(section.bias)
@@ -662,11 +698,28 @@ def build_payload(
     selection = select_layers_heads(record, options)
     with_qk = (options.view == "neuron") if qk is None else qk
     order = sorted(record.sections, key=lambda n: _SECTION_ORDER.get(n, len(_SECTION_ORDER)))
-    extras_arrays, analysis_json = _analysis_extras(record, options)
+    # The matrix and summary views' aggregates and statistics (analysis.py) take as long as the
+    # attention's encoding at 512 tokens; they run beside it. Only whether the figure fits one chunk
+    # depends on them, and only a figure whose attention alone fits one chunk (a small one, whose
+    # aggregates take milliseconds) computes them first to decide it.
+    plan = _plan(record, options, selection, order, with_qk, {})
+    pending = None
+    if options.view in ("matrix", "summary") and not plan.single:
+        pending = ThreadPoolExecutor(max_workers=1)
+        extras_job = pending.submit(_analysis_extras, record, options)
+    else:
+        extras_arrays, analysis_json = _analysis_extras(record, options)
+        if extras_arrays:
+            plan = _plan(record, options, selection, order, with_qk, extras_arrays)
+    try:
+        writer = _ChunkWriter(plan.first, plan.single)
+        sections = {name: _encode_section(record, name, selection, plan, writer, with_qk) for name in order}
+        if pending is not None:
+            extras_arrays, analysis_json = extras_job.result()
+    finally:
+        if pending is not None:
+            pending.shutdown(wait=True)
     extras_arrays = {name: np.asarray(extras_arrays[name], dtype=np.float32) for name in sorted(extras_arrays)}
-    plan = _plan(record, options, selection, order, with_qk, extras_arrays)
-    writer = _ChunkWriter(plan.first, plan.single)
-    sections = {name: _encode_section(record, name, selection, plan, writer, with_qk) for name in order}
 
     extras = {}
     for name, array in extras_arrays.items():
@@ -697,8 +750,10 @@ def build_payload(
         "kind": record.kind,
         "model": {"id": record.model_id, "revision": record.revision, "type": record.model_type},
         "text": record.text,
-        "textB": record.text_b,
-        "target": record.target,
+        # The second text and the target only when there is one, caption and alt likewise: a
+        # 13-token figure is 16 kB on a page, and nulls are bytes on every figure of a site.
+        **({"textB": record.text_b} if record.text_b is not None else {}),
+        **({"target": record.target} if record.target is not None else {}),
         "sides": {name: _side_json(side) for name, side in record.sides.items()},
         "sections": sections,
         "sectionOrder": order,
@@ -709,9 +764,12 @@ def build_payload(
             "includeLayers": list(selection.layers),
             "includeHeads": list(selection.heads),
             "display": options.display,
-            "caption": options.caption,
-            "alt": options.alt,
+            **({"caption": options.caption} if options.caption is not None else {}),
+            **({"alt": options.alt} if options.alt is not None else {}),
             "hash": hash_state,
+            # What the author set; the keys themselves (defaults, allowed values) are the same for
+            # every figure of a view and ship once, in attndocs.js (render.bundle_js).
+            **({"state": selection.opening} if selection.opening else {}),
         },
         "analysis": analysis_json,
         "extras": extras,
@@ -748,7 +806,7 @@ def _chunks(body: Body) -> list[bytes]:
 
 def part_locations(block: dict[str, Any]) -> list[tuple[int, int]]:
     """``[(chunk, offset)]`` of every part of a block, from its runs."""
-    stride = _stride(block["part"])
+    stride = _stride(block["part"], block.get("encoding"))
     return [(chunk, offset + k * stride) for chunk, offset, count in block["runs"] for k in range(count)]
 
 
@@ -784,9 +842,7 @@ def decode_qk(header: dict[str, Any], body: Body, section: str) -> dict[str, np.
     d = info["d"]
 
     def vectors(name: str, n: int) -> np.ndarray:
-        scales = _read(chunks, blocks[name + "Scale"], 0, "<f4").reshape(n_l, n_h)
-        codes = np.stack([_read(chunks, blocks[name], k, "i1") for k in range(n_l * n_h)]).reshape(n_l, n_h, n, d)
-        return codes.astype(np.float32) * scales[:, :, None, None]
+        return np.stack([_read(chunks, blocks[name], k, "<f4") for k in range(n_l * n_h)]).reshape(n_l, n_h, n, d).astype(np.float32)
 
     bias = None
     if "bias" in blocks:

@@ -47,6 +47,7 @@ from .compact import (
     encode_vectors,
     expand_key_heads,
     shared_key_heads,
+    triangle_mask,
 )
 from .errors import CacheError
 
@@ -59,7 +60,11 @@ FORMAT_NAME = "attndocs.record"
 # What a record's arrays hold: exactly what the model gave, or the cache's display precision.
 EXACT = "exact"
 CACHED = "cache"
-PRECISIONS = (EXACT, CACHED)
+# A cache entry whose query/key vectors an earlier attndocs stored as float16: its attention is
+# as good as any, but scores recomputed from its vectors are off by up to about 0.01, more than
+# the neuron view prints, so a neuron figure recomputes it (pipeline) rather than show them.
+CACHED_HALF_VECTORS = "cache, float16 vectors"
+PRECISIONS = (EXACT, CACHED, CACHED_HALF_VECTORS)
 SECTION_NAMES = ("encoder", "decoder", "cross")
 SECTION_TENSORS = ("attention", "query", "key", "bias")
 SIDE_NAMES = ("encoder", "decoder")
@@ -134,6 +139,15 @@ class Section:
     @property
     def has_qk(self) -> bool:
         return self.query is not None and self.key is not None
+
+    def attention_codes(self) -> np.ndarray | None:
+        """The 8-bit codes ``attention`` was decoded from (``[L, H, rows, cols]``, 0 above a causal
+        diagonal), when this section was read from the cache form and ``attention`` is still that
+        array; else None. The page ships the same codes, so it need not quantise again."""
+        known = self.__dict__.get("_codes")
+        if known is None or known[0] is not self.attention:
+            return None
+        return known[1]
 
     def tensors(self) -> dict[str, np.ndarray]:
         out = {}
@@ -256,7 +270,7 @@ class AttentionRecord:
                 tensors[f"{name}.bias"], info["bias_shared"] = encode_bias(section.bias)
             storage[name] = info
         meta = self._metadata(CACHE_SCHEMA_VERSION)
-        meta["storage"] = _dumps({"attention": ATTENTION_ENCODING, "vectors": "float16", "bias": "float16", "sections": storage})
+        meta["storage"] = _dumps({"attention": ATTENTION_ENCODING, "vectors": "float32", "bias": "float16", "sections": storage})
         return tensors, meta
 
     def to_cache_bytes(self) -> bytes:
@@ -311,7 +325,7 @@ class AttentionRecord:
                 f"a {self.kind} record has the sections {', '.join(expected)}, this one {', '.join(self.sections) or 'none'}"
             )
         for name, section in self.sections.items():
-            _check_section(name, section, self.sides, companded=self.precision == CACHED)
+            _check_section(name, section, self.sides, companded=self.precision != EXACT)
         if self.neuron.get("available") and not self.has_qk:
             raise RecordFormatError("its neuron view is marked available but it lacks query/key vectors")
 
@@ -411,6 +425,8 @@ class AttentionRecord:
                 scale=info.get("scale"),
             )
             if compact:
+                if any(v is not None and v.dtype == np.float16 for v in (section.query, section.key)):
+                    precision = CACHED_HALF_VECTORS
                 section = _decode_section(section, sides, storage["sections"][name])
             sections[name] = section
         stray = sorted(set(tensors) - used)
@@ -439,7 +455,7 @@ class AttentionRecord:
 
 
 def _decode_section(stored: Section, sides: dict[str, Side], info: Any) -> Section:
-    """A cache entry's section (codes, float16, kept key heads) as float32 arrays.
+    """A cache entry's section (codes, float32 or older float16 vectors, kept key heads) as float32 arrays.
 
     Sizes come from the tokens, so a file whose tensors disagree with them is refused here,
     before anything is allocated from what the tensors claim.
@@ -461,7 +477,19 @@ def _decode_section(stored: Section, sides: dict[str, Side], info: Any) -> Secti
         bias = None if stored.bias is None else decode_bias(stored.bias, attention.shape[0], bool(info.get("bias_shared")))
     except ValueError as exc:
         raise RecordFormatError(f"its {name} {exc}") from None
-    return Section(name, attention, stored.rows, stored.cols, stored.causal, query, key, bias, stored.scale)
+    section = Section(name, attention, stored.rows, stored.cols, stored.causal, query, key, bias, stored.scale)
+    # Not a field: a copy (dataclasses.replace) or a new attention array leaves it behind.
+    section.__dict__["_codes"] = (attention, _square_codes(stored.attention, rows, cols, stored.causal))
+    return section
+
+
+def _square_codes(codes: np.ndarray, rows: int, cols: int, causal: bool) -> np.ndarray:
+    """Stored attention codes laid out ``[L, H, rows, cols]`` (a causal section's triangle unfolded)."""
+    if not causal:
+        return codes
+    square = np.zeros((codes.shape[0], codes.shape[1], rows, cols), dtype=np.uint8)
+    square[:, :, triangle_mask(rows, cols)] = codes
+    return square
 
 
 def _canonical_rank(name: str) -> tuple[int, str]:

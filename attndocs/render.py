@@ -24,9 +24,10 @@ import jinja2
 import numpy as np
 
 from .errors import OptionError
-from .options import EMBEDS, FigureOptions
-from .payload import Payload, build_payload
+from .options import EMBEDS, VIEWS, FigureOptions
+from .payload import Payload, build_payload, script_json
 from .record import AttentionRecord
+from .state import header_state_keys
 
 _ASSETS = resources.files("attndocs") / "assets"
 _TEMPLATES = resources.files("attndocs") / "templates"
@@ -72,6 +73,9 @@ def bundle_js() -> str:
         "(function () {",
         "if (window.attndocs && window.attndocs.version) { window.attndocs.boot(); return; }",
         "window.attndocs = {};",
+        # The state keys of each view (attndocs/state.py), the same for every figure: here once a
+        # site rather than in every figure's header.
+        f"window.attndocs.STATE_KEYS = {script_json({view: header_state_keys(view) for view in VIEWS})};",
     ]
     for path in sources:
         text = path.read_text(encoding="utf-8")
@@ -268,6 +272,7 @@ def render_figure(
     pairs = strongest_pairs(record, selection["layer"], selection["heads"]) if options.view != "summary" else []
     header_json = payload.header_json()
     html = _env().get_template("figure.html").render(
+        reserve=reserved_height(payload.header),
         id=fig_id,
         name=name,
         view=options.view,
@@ -291,6 +296,37 @@ def render_figure(
         page_bytes=header_bytes + page_data, first_bytes=header_bytes + len(payload.chunk_script(0)),
         shape=_shipped_shape(payload.header), embed=embed,
     )
+
+
+# About the height a figure draws at in a ~700 px column (controls, drawing, colour key),
+# reserved before its script runs: a figure that grew after the browser had scrolled to a
+# link would push its target away (06-boot.js also holds a linked figure in place).
+_NOMINAL_WIDTH = 700
+_CONTROLS = 76  # the control bar and a colour key
+
+
+def reserved_height(header: dict[str, Any]) -> int:
+    """The height in px a figure's frame keeps before it draws, from its payload header."""
+    sections = header.get("sections") or {}
+    first = sections.get((header.get("sectionOrder") or [None])[0]) or next(iter(sections.values()), None)
+    if not first:
+        return 0
+    tokens = max(first["shape"])
+    heads, layers = len(first["heads"]), len(first["layers"])
+    view = header.get("view")
+    if view == "model":
+        size = max(28, min(88, (_NOMINAL_WIDTH - 34) // max(heads, 1) - 5))
+        height = 20 + layers * (round(size * 1.15) + 5)
+    elif view == "neuron":
+        height = 60 + min(tokens * 20 + 40, 640)
+    elif view == "matrix":
+        cell = max(2, min(48, (768 - 130) // max(tokens, 1), (_NOMINAL_WIDTH - 96) // max(tokens, 1)))
+        height = 50 + min(tokens * cell + 90, 768)
+    elif view == "summary":
+        height = 40 + max(layers * 30 + 40, 330)
+    else:  # the head view
+        height = 30 * -(-(50 + 41 * heads) // _NOMINAL_WIDTH) + min(tokens * (15 if tokens > 120 else 18), 640)
+    return _CONTROLS + height
 
 
 def _shipped_shape(header: dict[str, Any]) -> tuple[int, int, int]:

@@ -126,10 +126,10 @@ def test_info_by_prefix_shows_the_whole_entry(capsys, cache):
     assert code == 0
     assert record.key in out and str(path) in out
     assert "The full text of this figure, all of it." in out
-    # As stored: 8-bit attention codes, float16 vectors.
+    # As stored: 8-bit attention codes, float32 vectors.
     assert "compact, schema 2" in out
     assert "encoder.attention  uint8  [2, 3, 5, 5]" in out
-    assert "encoder.query  float16  [2, 3, 5, 4]" in out
+    assert "encoder.query  float32  [2, 3, 5, 4]" in out
     assert "[CLS] tok0 tok1 tok2 [SEP]" in out
     assert record.revision in out and "transformers" in out
 

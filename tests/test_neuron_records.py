@@ -103,3 +103,30 @@ def test_an_unsupported_architecture_says_so_instead_of_storing_numbers(tmp_path
     path = tmp_path / "r.safetensors"
     record.save(path)
     assert not any(name.endswith((".query", ".key")) for name in load_file(str(path)))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_site_neuron_view_ships_the_models_own_scores(tmp_path, tiny_model_dir, family):
+    """The vectors a built page's neuron view computes its scores from are the ones the model computed:
+    the page's scores equal the exact `-o` record's to float32 rounding (issue 13: every number agrees)."""
+    from attndocs.payload import build_payload, decode_body, decode_qk
+
+    text, target = "the cat sat on the mat", None
+    args = ["--model", str(tiny_model_dir(family))]
+    if FAMILY_KIND[family] == "encoder-decoder":
+        target = "the dog ran"
+        args += ["--target", target]
+    exact = load_file(str(_extract(tmp_path, family, *args, text)))
+    # What a site renders: the pipeline's record, read back at the cache's precision.
+    options = FigureOptions(text=text, target=target, model=str(tiny_model_dir(family)), view="neuron")
+    result = Pipeline(SiteSettings(cache_dir=str(tmp_path / "cache"))).compute_one(options, qk=True)
+    payload = build_payload(result.record, options)
+    body = decode_body(payload.header, payload.encoded)
+    for name, info in payload.header["sections"].items():
+        assert info["hasQK"], name
+        shipped = decode_qk(payload.header, body, name)
+        scores = info["scale"] * np.einsum("lhid,lhjd->lhij", shipped["query"].astype(np.float64), shipped["key"].astype(np.float64))
+        want = info["scale"] * np.einsum(
+            "lhid,lhjd->lhij", exact[f"{name}.query"].astype(np.float64), exact[f"{name}.key"].astype(np.float64)
+        )
+        np.testing.assert_allclose(scores, want, rtol=0, atol=1e-6 * max(1.0, float(np.abs(want).max())))

@@ -196,13 +196,27 @@ def test_the_cache_form_keeps_a_shared_bias_once_and_masks_as_minus_infinity():
     assert record.cache_parts()[0]["encoder.bias"].shape == (2, 3, 4, 4)
 
 
-def test_vectors_beyond_float16_stay_float32():
+def test_vectors_are_stored_as_the_model_computed_them_and_older_float16_ones_are_named():
+    from attndocs import record as record_module
+    from attndocs.record import CACHED, CACHED_HALF_VECTORS
+
     record = _record()
-    record.sections["encoder"].query = record.sections["encoder"].query * np.float32(1e5)
+    record.sections["encoder"].query = record.sections["encoder"].query * np.float32(1e5)  # past float16's range too
     tensors, _ = record.cache_parts()
-    assert tensors["encoder.query"].dtype == np.float32 and tensors["encoder.key"].dtype == np.float16
+    assert tensors["encoder.query"].dtype == np.float32 and tensors["encoder.key"].dtype == np.float32
     read = AttentionRecord.from_bytes(record.to_cache_bytes())
-    assert np.array_equal(read.sections["encoder"].query, record.sections["encoder"].query)
+    assert read.precision == CACHED
+    for name in ("query", "key"):
+        assert np.array_equal(getattr(read.sections["encoder"], name), getattr(record.sections["encoder"], name))
+    # An entry an earlier attndocs wrote with float16 vectors still reads, and says so.
+    older = _record()
+    original = record_module.encode_vectors
+    try:
+        record_module.encode_vectors = lambda values: np.ascontiguousarray(np.asarray(values, np.float32).astype(np.float16))
+        data = older.to_cache_bytes()
+    finally:
+        record_module.encode_vectors = original
+    assert AttentionRecord.from_bytes(data).precision == CACHED_HALF_VECTORS
 
 
 def test_long_flat_rows_pass_with_the_slack_companding_needs_and_only_then():

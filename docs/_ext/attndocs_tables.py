@@ -1,7 +1,8 @@
 """Docs-only directives that write the option and setting tables from attndocs.options.
 
-``.. attndocs-options-table::`` lists every FigureOptions option and
-``.. attndocs-settings-table::`` every SiteSettings field as ``attention_<name>``, with
+``.. attndocs-options-table::`` lists every FigureOptions option,
+``.. attndocs-state-table::`` every state key (a figure option and a link key, from
+attndocs.state) and ``.. attndocs-settings-table::`` every SiteSettings field as ``attention_<name>``, with
 their defaults, allowed values and help, so the documentation can never drift from the
 code: adding an option to attndocs/options.py adds its row here.
 """
@@ -15,12 +16,15 @@ from docutils import nodes
 from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
 
-from attndocs.options import figure_fields, option_name, settings_fields
+from attndocs.options import figure_fields, option_name, settings_fields, shown_default
+from attndocs.state import ALL_VIEWS, STATE_KEYS
 
 
 def _default(f: dataclasses.Field) -> str:
     if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
         return repr(f.default_factory())  # type: ignore[misc]
+    if f.metadata.get("state") is not None:  # what the figure opens on
+        return shown_default(f) or "—"
     return "—" if f.default is None else repr(f.default)
 
 
@@ -61,6 +65,18 @@ class OptionsTable(SphinxDirective):
         return [_table(["option", "default", "allowed", "what it does"], rows, [14, 10, 22, 54])]
 
 
+class StateTable(SphinxDirective):
+    """Every state key: a figure option and a link key of the same name, from attndocs.state."""
+
+    def run(self) -> list[nodes.Node]:
+        fields = {f.name: f for f in figure_fields()}
+        rows = []
+        for key in STATE_KEYS:
+            views = "all" if key.views == ALL_VIEWS else ", ".join(key.views)
+            rows.append([_code(key.name), views, _code(shown_default(fields[key.name]) or "—"), _code(key.link), key.help])
+        return [_table(["option and link key", "views", "opens on", "in a link", "what it does"], rows, [12, 14, 14, 18, 42])]
+
+
 class SettingsTable(SphinxDirective):
     """Every site setting as its conf.py name, with default, allowed values and help."""
 
@@ -69,9 +85,11 @@ class SettingsTable(SphinxDirective):
         rows.append(
             [
                 _code("attention_override_admonition"),
-                _code("True"),
+                "not set",
                 "true or false",
                 "Make `.. attention::` the figure directive, replacing docutils' attention admonition. "
+                "Not set: it is the figure directive, and each `attention` block without figure options "
+                "gets an info line (not a warning) naming its file and line. "
                 "`.. attention-figure::` works either way.",
             ]
         )
@@ -80,5 +98,6 @@ class SettingsTable(SphinxDirective):
 
 def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("attndocs-options-table", OptionsTable)
+    app.add_directive("attndocs-state-table", StateTable)
     app.add_directive("attndocs-settings-table", SettingsTable)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -62,19 +62,47 @@ def test_draws_vectors_and_shows_the_models_softmax_for_the_selected_query(figur
     probe.wait_for_hash("token=q6", "locked=1")
 
 
-def test_scaled_dot_products_reproduce_the_softmax(figure_page, synthetic_record):
-    record = synthetic_record("encoder", n=9, layers=2, heads=2, qk=True, seed=3)
-    section = record.sections["encoder"]
+def _agree(probe, fig: int, expected_scores: np.ndarray, attention_row: np.ndarray, has_bias: bool) -> None:
+    """What one neuron view shows for one query agrees with the model and with itself.
+
+    Scores are the model's own to the three decimals printed. The weights printed are the
+    softmax of the scores and biases printed beside them, up to what rounding those to three
+    decimals can move them: each logit by at most 0.0005 (0.001 with a bias), each weight by a
+    factor within exp(+-2 * that), plus half a unit of the weight's own last digit. They are
+    also the model's attention, to the printed precision.
+    """
+    scores = _logits(probe, fig, "attndocs-nscore")
+    weights = _numbers(probe, fig, "attndocs-nprob")
+    masked = np.array([t == "masked" for t in weights])
+    shown = np.array([0.0 if m else float(t) for t, m in zip(weights, masked)])
+    assert not masked.all()
+    np.testing.assert_allclose(scores[~masked], expected_scores[~masked], atol=0.0005 + 1e-6)
+    logits = scores + (_logits(probe, fig, "attndocs-nbias") if has_bias else 0.0)
+    logits = np.where(masked, -np.inf, logits)
+    again = np.exp(logits - logits[~masked].max())
+    again /= again.sum()
+    moved = 0.0005 * (2 if has_bias else 1)
+    bound = again * (np.exp(2 * moved) - 1) + 0.0005 + 1e-9
+    assert np.all(np.abs(again - shown) <= bound), (again, shown)
+    np.testing.assert_allclose(shown[~masked], attention_row[~masked], atol=0.0005 + 1e-4)
+
+
+@pytest.mark.parametrize("kind", ["encoder", "decoder", "encoder-decoder"])
+def test_every_number_agrees_with_the_model_and_with_the_others(figure_page, synthetic_record, kind):
+    """Issue 13, item 1: scores are the model's own, and the softmax of what is shown is what is shown."""
+    record = synthetic_record(kind, n=9, layers=2, heads=2, qk=True, bias=kind == "encoder-decoder", seed=3, sharp=3.0)
     probe = figure_page([(record, {"view": "neuron", "layer": 1, "heads": "1"})])
-    _query(probe, 0, 4).click()
-    scores = _logits(probe, 0, "attndocs-nscore")
-    expected = section.scale * section.query[1, 1, 4] @ section.key[1, 1].T
-    # q and k ship as int8 with one scale per head; the text has three significant digits.
-    np.testing.assert_allclose(scores, expected, atol=0.25)
-    weights = np.exp(scores - scores.max())
-    np.testing.assert_allclose(weights / weights.sum(), _softmax(probe), atol=0.06)
+    names = list(record.sections)
+    for name in names:
+        if len(names) > 1:
+            probe.figures.first.get_by_role("button", name=name.capitalize()).click()
+        section = record.sections[name]
+        for query in (0, 4, section.attention.shape[2] - 1):
+            _query(probe, 0, query).click()
+            expected = section.scale * section.query[1, 1, query].astype(np.float64) @ section.key[1, 1].T.astype(np.float64)
+            _agree(probe, 0, expected, section.attention[1, 1, query], section.bias is not None)
     # The header names the scale the scores were multiplied by.
-    assert f"s = {section.scale:.3f}" in probe.figures.first.locator(".attndocs-ninfo").inner_text()
+    assert "s = " in probe.figures.first.locator(".attndocs-ninfo").inner_text()
 
 
 def test_decoder_masks_keys_after_the_query(figure_page, synthetic_record):

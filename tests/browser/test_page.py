@@ -204,17 +204,22 @@ def test_side_file_payload_loads_when_scrolled_into_view(open_html, synthetic_re
 # -- the JS decoder matches the Python encoder ----------------------------------------------
 def test_js_decoder_matches_python_decoder(figure_page, synthetic_record):
     encdec = synthetic_record("encoder-decoder", n=11, layers=3, heads=4, qk=True, bias=True, seed=5)
+    # The neuron view ships query/key vectors (and no attention); the matrix view, attention.
     options = FigureOptions(view="neuron", include_layers=(0, 2), include_heads=(1, 3))
+    matrix = FigureOptions(view="matrix", include_layers=(0, 2), include_heads=(1, 3))
     payload = build_payload(encdec, options)
     body = decode_body(payload.header, payload.encoded)
-    probe = figure_page([(encdec, options)])
+    weights = build_payload(encdec, matrix)
+    weights_body = decode_body(weights.header, weights.encoded)
+    probe = figure_page([(encdec, options), (encdec, matrix)])
     for name in ("encoder", "decoder", "cross"):
         info = payload.header["sections"][name]
-        expected = decode_attention(payload.header, body, name)
+        assert "attn" not in info["blocks"]
+        expected = decode_attention(weights.header, weights_body, name)
         qk = decode_qk(payload.header, body, name)
         for li, layer in enumerate(info["layers"]):
             for hi, head in enumerate(info["heads"]):
-                got = probe.fig_eval(0, "(fig, a) => Array.from(fig.attn(a[0], a[1], a[2]))", [name, layer, head])
+                got = probe.fig_eval(1, "(fig, a) => Array.from(fig.attn(a[0], a[1], a[2]))", [name, layer, head])
                 np.testing.assert_allclose(got, expected[li, hi].ravel(), rtol=0, atol=1e-7)
                 js = probe.fig_eval(
                     0,
@@ -231,7 +236,7 @@ def test_js_decoder_matches_python_decoder(figure_page, synthetic_record):
                 else:
                     np.testing.assert_allclose(js["bias"], qk["bias"][li, hi].ravel(), rtol=1e-6, atol=1e-6)
     # The decoded attention is the model's, within the quantisation error.
-    got = np.array(probe.fig_eval(0, "fig => Array.from(fig.attn('cross', 2, 3))"))
+    got = np.array(probe.fig_eval(1, "fig => Array.from(fig.attn('cross', 2, 3))"))
     np.testing.assert_allclose(got, encdec.sections["cross"].attention[2, 3].ravel(), atol=1 / 255 + 1e-6)
 
 

@@ -74,6 +74,17 @@ _INJECTION_OUTCOME: dict[str, str | None] = {
     "alt": None,
     "class": None,
     "max-tokens": r"max-tokens",
+    # The opening state (attndocs/state.py): a fixed set of values, or a token the text must hold.
+    "section": r"section",
+    "token": r"token",
+    "locked": r"locked",
+    "filter": r"filter",
+    "mode": r"mode",
+    "lines": r"lines",
+    "stat": r"stat",
+    "layout": r"layout",
+    "open": r"open",
+    "scale": r"scale",
 }
 
 

@@ -35,7 +35,8 @@ def _run(capfd: pytest.CaptureFixture[str], args: list[str]) -> tuple[int, str]:
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_render_gives_a_figure_or_a_clear_error(case, tmp_path, capfd, chromium):
     page = tmp_path / "page.html"
-    flags = [item for key, value in case.options.items() for item in (f"--{key}", value)]
+    # `attndocs render` names the matrix view's `mode` --matrix-mode (its --mode is the execution mode).
+    flags = [item for key, value in case.options.items() for item in (f"--{'matrix-mode' if key == 'mode' else key}", value)]
     code, err = _run(capfd, ["render", "--cache-dir", str(tmp_path.parent / "hostile-cache"), *flags, "-o", str(page), "--", case.text])
     assert "Traceback" not in err
     if not case.expects_figure:

@@ -141,7 +141,9 @@ def random_links(rng: random.Random, count: int) -> list[str]:
 RUN_JS = r"""
 async ({links, mode, templates}) => {
   const NAMES = Object.keys(templates);
-  const KNOWN = ["section", "layer", "heads", "token", "locked", "filter", "open", "mode", "lines", "stat", "layout"];
+  // Every state key attndocs/state.py declares for any view (attndocs.js carries the table).
+  const KNOWN = [...new Set(Object.values(attndocs.STATE_KEYS).flatMap(keys => Object.keys(keys)))];
+  if (!KNOWN.includes("scale") || !KNOWN.includes("token")) throw new Error("attndocs.STATE_KEYS is missing keys");
   const has = (o, k) => Object.prototype.hasOwnProperty.call(o, k);
   const frame = () => new Promise(r => requestAnimationFrame(() => setTimeout(r, 0)));
   const errors = [];

@@ -16,15 +16,20 @@
 //      name     "head" | "model" | "neuron" | "matrix" | "summary" (the figure's view option)
 //      factory  function (fig) -> view, called once per figure after its payload decoded.
 //               It draws into fig.body (and may add controls to fig.controls).
-//      view     { update(changes), destroy?(), toSVG?() -> string, defaults?: {...} }
+//      view     { update(changes), destroy?(), toSVG?() -> string, defaults?: {...}, escape?(),
+//               exportLabel?(), exportLayer?() }: the last three are described in 20-explain.js
 //               update(changes) is called after every fig.setState(); `changes` is an
 //               object whose keys are the state keys that changed (values: the new values).
 //               toSVG() returns a complete standalone SVG document of what is shown now;
 //               the core's export buttons use it for both SVG and PNG export.
-//    A view may call fig.defineState({key: defaultValue, ...}, {key: [allowed values]})
-//    inside its factory to add its own state keys (numbers, strings, booleans, arrays of
-//    numbers); they are synced to the URL hash like the common ones, and a hash value
-//    outside a key's allowed list is ignored. Do it before reading fig.state.
+//    A view may call fig.defineState(["key", ...], {key: [allowed values]}) inside its
+//    factory to name its own state keys. Every state key is declared once, in
+//    attndocs/state.py (STATE_KEYS): that gives it a figure option of the same name, its
+//    default, the author's opening value and the values a link may give, shipped as
+//    header.stateKeys; defineState throws for a key not declared there. The optional
+//    second argument narrows the allowed values for this figure. Keys are synced to the
+//    URL hash; a hash value outside a key's allowed list is ignored. Call it before
+//    reading fig.state.
 //
 //  The fig object
 //    fig.el         the <figure class="attndocs-figure"> element
@@ -44,7 +49,12 @@
 //                        hasQK, scale}}
 //      .sectionOrder    section names in display order
 //      .neuron          {available: bool, reason: string|null}
-//      .options         {layer, heads, includeLayers, includeHeads, display, caption, alt}
+//      .text, .textB, .target   the texts (textB and target only when the figure has them)
+//      .options         {layer, heads, includeLayers, includeHeads, display, hash, caption?,
+//                        alt?, state?: {key: value} the state keys the author set (token
+//                        resolved to {side, index}); caption, alt and state only when set}
+//      .stateKeys       (optional) {key: {default, values?}}; by default the view's entry of
+//                        attndocs.STATE_KEYS, which attndocs.js carries (attndocs/state.py)
 //      .analysis        JSON from attndocs.analysis.payload_extras (null when absent)
 //      .extras          {name: {shape}} arrays available through fig.extra(name)
 //      .chunks          [{id, length, compression}]: where the data is (10-payload.js)
@@ -98,6 +108,9 @@
 //                     locked   bool: token stays selected (Enter / click); only a locked
 //                              token goes to the URL hash
 //                     filter   "all" | "aa" | "bb" | "ab" | "ba" (sentence A/B, pairs only)
+//                     scale    "fixed" (one 0-1 scale for every head and section) | "head"
+//                              (each head scaled to its own maximum)
+//                   and the view's own (mode, lines, stat, layout, open): attndocs/state.py
 //    fig.setState(patch)  merge, call view.update(changes), sync the URL hash
 //                   (#<fig.name>/layer=2&heads=0,3&token=q4&locked=1; written at once, or
 //                   0.4 s after the last change of a long burst). Hover is cheap: it does
@@ -491,9 +504,12 @@ function Figure(root, header, store) {
   fig._hashEnabled = header.options.hash !== false;
   // Keyed by state keys, which links name: maps without a prototype, read with has().
   fig._defaults = Object.create(null);
-  // state key -> the values a hash link may set (views add theirs with defineState)
+  // The state keys a link may set on this figure, with their defaults and allowed values,
+  // as attndocs/state.py declares them (header.stateKeys); views narrow them (defineState).
+  fig._keys = stateKeysOf(header);
+  // state key -> the values a hash link may set
   fig._allowed = Object.create(null);
-  fig._allowed.filter = ["all", "aa", "bb", "ab", "ba"];
+  for (var sk in fig._keys || {}) if (has(fig._keys, sk) && fig._keys[sk].values) fig._allowed[sk] = fig._keys[sk].values.slice();
   fig._transient = Object.create(null);
   fig._transient.token = true;
   fig.state = {};
@@ -507,7 +523,8 @@ function Figure(root, header, store) {
   fig.live = el("div", { class: "attndocs-sr", "aria-live": "polite", role: "status", id: fig.uid("live") });
   fig.help = el("p", {
     class: "attndocs-sr", id: fig.uid("help"),
-    text: "Arrow keys move between tokens and heads, Enter locks the selection, Escape clears it.",
+    text: "Tab moves between groups of controls, arrow keys within a group, Enter locks the selection, " +
+      "Escape closes what is open and then clears the selection. The ? button lists every key.",
   });
   // Says what is loading (another layer, a head's detail) over the drawing it replaces.
   fig.loadingEl = el("div", { class: "attndocs-loading", role: "status", hidden: true });
@@ -617,13 +634,28 @@ Figure.prototype.overview = function (section, layer, head) {
   return attndocs._overview(this, section, layer, head);
 };
 
-Figure.prototype.defineState = function (defaults, allowed) {
-  for (var key in defaults) {
-    if (!has(defaults, key)) continue;
-    this._defaults[key] = defaults[key];
-    if (!has(this.state, key)) this.state[key] = defaults[key];
+// keys: the view's own state keys, by name. Each must be one attndocs/state.py declares
+// (header.stateKeys), which gives its default, the author's opening value and the values a
+// link may give; a key it does not declare is a view author's mistake and throws. allowed:
+// {key: [values]} narrows what links may set for this figure (the neuron view's sections).
+Figure.prototype.defineState = function (keys, allowed) {
+  var declared = this._keys, names = Array.isArray(keys) ? keys : Object.keys(keys || {});
+  for (var i = 0; i < names.length; i++) {
+    var key = names[i];
+    if (declared && !has(declared, key)) throw new Error("state key '" + key + "' is not declared in attndocs/state.py");
+    if (has(this.state, key)) continue;
+    // Without a header's declaration (a page built before it) a view's own default stands,
+    // where it gives one; the views read a missing key as their first choice.
+    if (!declared && Array.isArray(keys)) continue;
+    var value = declared ? declared[key].default : keys[key];
+    this.state[key] = value;
+    this._defaults[key] = value;
   }
-  for (var name in allowed || {}) if (has(allowed, name)) this._allowed[name] = allowed[name];
+  for (var name in allowed || {}) {
+    if (!has(allowed, name)) continue;
+    var fixed = util.own(this._allowed, name);
+    this._allowed[name] = fixed ? allowed[name].filter(function (v) { return fixed.indexOf(v) >= 0; }) : allowed[name];
+  }
   if (this._pendingHash) this._applyHashValues(this._pendingHash, true);
 };
 
@@ -778,7 +810,8 @@ Figure.prototype.tokenEl = function (side, index, text, special) {
 
 Figure.prototype.exportSVG = function () {
   if (!this.view || !this.view.toSVG) throw new Error("this view cannot be exported");
-  return this.view.toSVG();
+  // Above the drawing: model, layer, head; below it: the colour keys (20-explain.js).
+  return attndocs.explain.frameSVG(this, this.view.toSVG());
 };
 
 Figure.prototype.exportPNG = function () {
@@ -805,10 +838,9 @@ Figure.prototype.exportPNG = function () {
   });
 };
 
+// "<figure name>-<view>-layer<L>.<ext>", never a hash (see 20-explain.js).
 Figure.prototype.exportName = function (ext) {
-  var s = this.state, name = this.id + "-" + this.header.view;
-  if (s.layer != null) name += "-layer" + s.layer;
-  return name + "." + ext;
+  return attndocs.explain.exportName(this, ext);
 };
 
 Figure.prototype.destroy = function () {
@@ -864,19 +896,36 @@ function addExportButtons(fig) {
   fig.controls.appendChild(box);
 }
 
+// The state keys of a figure's view: attndocs.STATE_KEYS (written into attndocs.js from
+// attndocs/state.py), or a header's own stateKeys where one carries them.
+function stateKeysOf(header) {
+  if (header.stateKeys) return header.stateKeys;
+  var all = attndocs.STATE_KEYS;
+  return all && has(all, header.view) ? all[header.view] : null;
+}
+
+// What the figure opens on: each declared key's default (header.stateKeys), then what the
+// author set (header.options.state, checked at build time by attndocs/state.py).
 function initialState(header) {
-  var order = header.sectionOrder;
-  var section = header.sections[order[0]];
-  var o = header.options;
+  var o = header.options, opening = o.state || {}, keys = stateKeysOf(header) || {};
+  var name = has(opening, "section") && has(header.sections, opening.section) ? opening.section : header.sectionOrder[0];
+  var section = header.sections[name];
   var heads = attndocs._links.fitList(o.heads || section.heads, section.heads);
-  return {
-    section: order[0],
+  var state = {
+    section: name,
     layer: o.layer != null && section.layers.indexOf(o.layer) >= 0 ? o.layer : section.layers[0],
     heads: heads || [],
     token: null,
     locked: false,
     filter: "all",
   };
+  for (var key in keys) {
+    if (has(keys, key) && !has(state, key) && keys[key].default != null) state[key] = keys[key].default;
+  }
+  for (var k in opening) {
+    if (has(opening, k) && k !== "section" && k !== "layer" && k !== "heads") state[k] = opening[k];
+  }
+  return state;
 }
 
 function showError(figEl, message) {
@@ -898,11 +947,11 @@ function startFigure(figEl, header, store) {
   byElement.set(figEl, fig);
   figures.push(fig);
   fig.state = initialState(header);
-  var defaults = {
-    section: fig.state.section, layer: fig.state.layer, heads: fig.state.heads.slice(), token: null,
-    locked: false, filter: "all",
-  };
-  for (var key in defaults) fig._defaults[key] = defaults[key];
+  // A link says how the state differs from what the figure opens on.
+  for (var key in fig.state) {
+    var value = fig.state[key];
+    fig._defaults[key] = Array.isArray(value) ? value.slice() : value;
+  }
   var links = attndocs._links;
   var targeted = links.targetOf() === figEl;
   var hash = targeted ? links.parse() : null;
@@ -922,12 +971,10 @@ function startFigure(figEl, header, store) {
   }
   fig._pendingHash = null;
   addExportButtons(fig);
+  attndocs.explain.decorate(fig);
+  // One thing per press: the help, an open detail, then the selection.
   figEl.addEventListener("keydown", function (e) {
-    if (e.key === "Escape" && !e.defaultPrevented && (fig.state.token || fig.state.locked)) {
-      fig.setState({ token: null, locked: false });
-      fig.announce("Selection cleared");
-      e.preventDefault();
-    }
+    if (e.key === "Escape" && !e.defaultPrevented && attndocs.explain.escape(fig)) e.preventDefault();
   });
   figEl.setAttribute("data-attndocs-status", "ready");
   if (targeted && figEl.scrollIntoView) figEl.scrollIntoView({ block: "start" });

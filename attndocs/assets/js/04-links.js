@@ -1,5 +1,10 @@
 // attndocs links: "#<figure name>/layer=2&heads=0,3&token=q4&locked=1" read and written.
 //
+// The keys are the figure's state keys, each declared once in attndocs/state.py with the
+// figure option of the same name; the header's stateKeys lists those of the figure's view
+// with their defaults and allowed values. A link says how the state differs from what the
+// figure opens on (its options), and wins over the options.
+//
 // A link is text anyone can write, so nothing in it is trusted: keys and values are looked
 // up only among the figure's own keys (Object.prototype's "constructor" or "__proto__"
 // must find nothing), lists are deduplicated and bounded by what the figure has, and the
@@ -146,18 +151,58 @@ links.fitList = function (list, allowed) {
   return out.length ? out : null;
 };
 
+// A key a link may set on `fig`: one attndocs/state.py declares for its view (header.stateKeys).
+function isKey(fig, key) {
+  if (fig._keys) return has(fig._keys, key);
+  return has(fig.state, key) || has(fig._defaults, key);
+}
+
+// A token as a link or an author writes it: "q4" / "k4" (side and index, what links write),
+// "" (none), or as the figure option takes it: "it", "it#2" (the second "it"), "@5", each
+// optionally after "query:" or "key:". Text is matched against the tokens as shown, without
+// surrounding spaces, then regardless of case (as attndocs/state.py resolve_token does).
+// {side: "q"|"k", index: -1} when the side is known and the text is not found.
+links.token = function (fig, sectionName, text) {
+  if (text === "") return null;
+  var m = /^([qk])(\d{1,9})$/.exec(text);
+  if (m) return { side: m[1], index: +m[2] };
+  var side = "q";
+  var sided = /^(q|k|query|key):(.+)$/i.exec(text);
+  if (sided && sided[2].trim()) {
+    side = sided[1].charAt(0).toLowerCase();
+    text = sided[2];
+  }
+  text = text.trim();
+  var at = /^@(\d{1,9})$/.exec(text);
+  if (at) return { side: side, index: +at[1] };
+  var nth = 1, occurrence = /^(.+?)#(\d{1,6})$/.exec(text);
+  if (occurrence) {
+    text = occurrence[1].trim();
+    nth = +occurrence[2];
+  }
+  var info = util.own(fig.header.sections, sectionName);
+  var sideInfo = info && util.own(fig.header.sides, side === "q" ? info.rows : info.cols);
+  var shown = sideInfo ? sideInfo.display : [];
+  function find(same) {
+    var hits = [];
+    for (var i = 0; i < shown.length; i++) if (same(String(shown[i]).trim())) hits.push(i);
+    return hits;
+  }
+  var hits = find(function (t) { return t === text; });
+  if (!hits.length) hits = find(function (t) { return t.toLowerCase() === text.toLowerCase(); });
+  return { side: side, index: nth >= 1 && nth <= hits.length ? hits[nth - 1] : -1 };
+};
+
 // The patch a link's values make for `fig`: only the figure's own state keys, each value
 // decoded and checked against the header and the key's allowed values.
 links.read = function (fig, values) {
   var header = fig.header, state = fig.state, defaults = fig._defaults;
   var sections = header.sections, patch = {};
   for (var key in values) {
-    if (!has(values, key) || (!has(state, key) && !has(defaults, key))) continue;
+    if (!has(values, key) || !isKey(fig, key)) continue;
     var text = values[key], value;
     if (key === "token") {
-      var m = /^([qk])(\d{1,9})$/.exec(text);
-      if (!m) continue;
-      value = { side: m[1], index: +m[2] };
+      value = text;  // resolved below, once the section is known
     } else {
       var like = key === "heads" ? [] : has(defaults, key) ? defaults[key] : state[key];
       value = links.decode(text, like);
@@ -172,6 +217,7 @@ links.read = function (fig, values) {
   }
   if (!has(sections, sectionName)) sectionName = header.sectionOrder[0];
   var section = sections[sectionName];
+  if (has(patch, "token")) patch.token = links.token(fig, sectionName, patch.token);
   var out = {};
   for (var k in patch) {
     var v = patch[k];
@@ -191,15 +237,26 @@ links.read = function (fig, values) {
   return out;
 };
 
-// "#<name>/key=value&..." for the figure's state: keys left at their default are omitted,
-// and a token only when it is locked.
+// The token a link keeps: a locked one (a hovered token is passing, not state).
+function kept(s) {
+  return s.locked && s.token ? s.token : null;
+}
+
+// "#<name>/key=value&..." for the figure's state: keys left at what the figure opens on
+// are omitted, so the link says only what the reader changed; a token only when it is
+// locked, and "token=" when the figure opens on a locked token the reader has cleared.
 links.write = function (fig) {
   var parts = [], state = fig.state, defaults = fig._defaults;
   for (var key in state) {
-    if (!has(state, key)) continue;
-    if (fig._transient[key] && !(key === "token" && state.locked)) continue;
+    if (!has(state, key) || !isKey(fig, key)) continue;
     var value = state[key];
-    if (value == null) continue;
+    if (key === "token") {
+      value = kept(state);
+      if (links.same(value, kept(defaults))) continue;
+      parts.push("token=" + (value ? encodeURIComponent(links.encode(value)) : ""));
+      continue;
+    }
+    if (fig._transient[key] || value == null) continue;
     if (has(defaults, key) && links.same(defaults[key], value)) continue;
     parts.push(encodeURIComponent(key) + "=" + encodeURIComponent(links.encode(value)));
   }

@@ -19,7 +19,121 @@ var observer = null;
 
 function start(figEl) {
   if (waiting.delete(figEl) && observer) observer.unobserve(figEl);
+  reserve(figEl);
   attndocs._bootNow(figEl);
+  watchScrolling(figEl);
+  releaseWhenDrawn(figEl);
+}
+
+// -- reserving a figure's height ----------------------------------------------------------
+// The page reserves about the height each figure will draw at (render.py's
+// reserved_height, for a ~700 px column); as a figure starts, before it draws, that is
+// made good for the width it really has, and it holds until the figure has drawn. The
+// sizes follow the views' layouts (rows of 18 px in the head view, 20 px in the neuron
+// view, thumbnails and matrix cells sized to the width).
+function lines(items, width) { return Math.max(1, Math.ceil(items / Math.max(width, 1))); }
+
+var RESERVE = {
+  head: function (s, w, rem) {
+    var tokens = Math.max(s.shape[0], s.shape[1]);
+    var rowH = tokens > 120 ? 15 : 18;
+    return 55 + 26 * lines(50 + 41 * s.heads.length, w) + (w < 300 ? 20 : 0) + Math.min(tokens * rowH, 40 * rem);
+  },
+  model: function (s, w) {
+    var fit = attndocs._thumbLayout ? attndocs._thumbLayout(w, s.heads.length) : { size: 40, perRow: s.heads.length };
+    var bands = Math.ceil(s.heads.length / fit.perRow);
+    return 57 + bands * (21 + s.layers.length * (Math.round(fit.size * 1.15) + 5)) + (w < 300 ? 20 : 0);
+  },
+  neuron: function (s, w, rem) {
+    return 95 + Math.min(s.shape[0] * 20 + 40, 40 * rem) + (w < 420 ? 40 : 0) + (w < 300 ? 20 : 0);
+  },
+  matrix: function (s, w, rem) {
+    var tallest = Math.floor((48 * rem - 130) / Math.max(s.shape[0], 1));
+    var cell = Math.max(2, Math.min(48, tallest, Math.floor((w - 57) / Math.max(s.shape[1], 1))));
+    if (Math.max(s.shape[0], s.shape[1]) <= 48) cell = Math.max(cell, 10);
+    return 67 + Math.min(s.shape[0] * cell + 74, 48 * rem) + (w < 420 ? 36 : 0) + (w < 300 ? 36 : 0);
+  },
+  summary: function (s, w) {
+    var grid = 80 + s.layers.length * 32, gridW = 40 + s.heads.length * 38;
+    return 70 + (gridW + 270 > w ? grid + 330 : Math.max(grid, 470)) + (w < 300 ? 36 : 0);
+  },
+};
+
+function reserve(figEl) {
+  var frame = figEl.querySelector(".attndocs-frame"), data = figEl.querySelector(".attndocs-data");
+  var estimate = RESERVE[figEl.getAttribute("data-attndocs-view")];
+  if (!frame || !data || !estimate || !frame.style.minHeight) return;
+  try {
+    var header = JSON.parse(data.getAttribute("data-header"));
+    var order = header.sectionOrder || Object.keys(header.sections);
+    var section = header.sections[order[0]];
+    var rem = parseFloat(getComputedStyle(document.documentElement).fontSize) || 16;
+    var height = Math.round(estimate(section, frame.clientWidth, rem));
+    if (height > 0) frame.style.minHeight = height + "px";
+  } catch (e) {
+    // A header this script cannot read keeps the page's reservation; the figure reports it.
+  }
+}
+
+// The reservation holds until the figure has drawn; from then on its content decides, as
+// the reader changes it.
+function releaseWhenDrawn(figEl) {
+  var frame = figEl.querySelector(".attndocs-frame");
+  if (!frame || !frame.style.minHeight) return;
+  function drawn() {
+    var status = figEl.getAttribute("data-attndocs-status");
+    if (status !== "ready" && status !== "error") return false;
+    frame.style.minHeight = "";
+    return true;
+  }
+  if (drawn() || !window.MutationObserver) return;
+  var watch = new MutationObserver(function () { if (drawn()) watch.disconnect(); });
+  watch.observe(figEl, { attributes: true, attributeFilter: ["data-attndocs-status"] });
+}
+
+// -- scroll cues -------------------------------------------------------------------------
+// A box narrower (or shorter) than what it holds scrolls; without a cue a reader cannot
+// tell that the last head columns or the softmax column are there. Each scroll box of a
+// figure says which of its edges hide more (data-attndocs-more="left right up down"), and
+// attndocs.css fades those edges. Views need no code for it: the boxes are found by class.
+var SCROLL_BOXES = ".attndocs-scroll, .attndocs-grid, .attndocs-neuron, .attndocs-mscroll, .attndocs-mlinebox, " +
+  ".attndocs-smain, .attndocs-stablebox, .attndocs-scrollbox";
+
+function markEdges(box) {
+  var more = [];
+  if (box.scrollWidth > box.clientWidth + 1) {
+    if (box.scrollLeft > 1) more.push("left");
+    if (box.scrollLeft + box.clientWidth < box.scrollWidth - 1) more.push("right");
+  }
+  if (box.scrollHeight > box.clientHeight + 1) {
+    if (box.scrollTop > 1) more.push("up");
+    if (box.scrollTop + box.clientHeight < box.scrollHeight - 1) more.push("down");
+  }
+  var value = more.join(" ");
+  if (value) {
+    if (box.getAttribute("data-attndocs-more") !== value) box.setAttribute("data-attndocs-more", value);
+  } else if (box.hasAttribute("data-attndocs-more")) box.removeAttribute("data-attndocs-more");
+}
+
+function watchScrolling(figEl) {
+  if (figEl._attndocsCues) return;
+  var pending = false;
+  function mark() {
+    pending = false;
+    Array.prototype.forEach.call(figEl.querySelectorAll(SCROLL_BOXES), markEdges);
+  }
+  function later() {
+    if (!pending) { pending = true; requestAnimationFrame(mark); }
+  }
+  figEl._attndocsCues = later;
+  // Scroll events do not bubble; a capturing listener on the figure hears every box's.
+  figEl.addEventListener("scroll", function (e) {
+    if (e.target.matches && e.target.matches(SCROLL_BOXES)) markEdges(e.target);
+  }, true);
+  if (typeof ResizeObserver !== "undefined") new ResizeObserver(later).observe(figEl);
+  // Only the figure's own changes of structure (a view built, a layer loaded), not its drawing.
+  if (window.MutationObserver) new MutationObserver(later).observe(figEl, { childList: true, subtree: true });
+  later();
 }
 
 function wait(figEl) {
@@ -40,6 +154,17 @@ function sideFile(figEl) {
   return !!node && node.hasAttribute("data-src");
 }
 
+// The figure the address names: by its name (#name, #name/layer=2), or by an anchor just
+// before it (Sphinx writes a figure's labels as empty <span id> elements before it).
+function linkedFigure() {
+  var target = links.targetOf();
+  if (target) return target;
+  var name = links.anchor(location.hash);
+  var node = name ? document.getElementById(name) : null;
+  while (node && node.matches("span:empty") && node.nextElementSibling) node = node.nextElementSibling;
+  return node && node.matches(SELECTOR) ? node : null;
+}
+
 // Finds the figures under root (a document or an element, itself included) not seen yet.
 attndocs.boot = function (root) {
   root = root || document;
@@ -55,11 +180,16 @@ attndocs.boot = function (root) {
   // Counted on the page as it is now: a host that swaps pages (instant navigation) starts
   // a short new page at once whatever the earlier ones held.
   var eager = !lazy || document.querySelectorAll(SELECTOR).length <= EAGER_FIGURES;
-  var target = links.targetOf();
+  var target = linkedFigure();
   fresh.forEach(function (figEl) {
     if (figEl === target || (eager && !(lazy && sideFile(figEl)))) start(figEl);
     else wait(figEl);
   });
+  // A page swapped in by a host's instant navigation: its link target lands as on a load.
+  if (target && fresh.indexOf(target) >= 0 && pinnedFor !== location.href) {
+    pinnedFor = location.href;
+    pinTop(target);
+  }
 };
 
 // A link followed on the page: a started figure takes its values at once; one still
@@ -67,18 +197,102 @@ attndocs.boot = function (root) {
 function followHash() {
   // A link the reader followed wins over state changes still waiting to be written.
   attndocs.figures().forEach(function (f) { f._hashQueued = null; });
-  var target = links.targetOf();
+  var target = linkedFigure();
   if (!target) return;
+  if (unpin) unpin();  // the figure of an earlier link lets go
   var fig = attndocs.figure(target);
   if (!fig) {
-    if (target.matches(SELECTOR)) start(target);
+    if (target.matches(SELECTOR)) {
+      start(target);
+      pinnedFor = location.href;
+      pinTop(target);
+    }
     // A figure that could not be made (a placeholder) is still where the anchor points.
-    else if (target.scrollIntoView) target.scrollIntoView({ block: "start" });
+    else if (target.scrollIntoView) target.scrollIntoView({ block: "start", behavior: "instant" });
     return;
   }
   var link = links.parse(location.hash);
   if (link) fig._applyHashValues(link.values, false);
-  if (fig.el.scrollIntoView) fig.el.scrollIntoView({ block: "start" });
+  pinnedFor = location.href;
+  pinTop(fig.el);
+}
+
+// -- landing on a linked figure --------------------------------------------------------------
+// A link to a figure puts its top at the top of the window, and keeps it there while the
+// figures above it (and the figure itself) draw and settle, until the reader scrolls, or
+// for a few seconds. Each figure reserves its height before it draws, so the page rarely
+// moves at all; this covers what no reservation can know (fonts loading, a host's own
+// late layout, instant navigation restoring its scroll position).
+// The bottom of whatever the host fixes over the top of the window (0 when nothing is):
+// fixed or sticky boxes under the figure's top edge, the figure's own sticky parts aside.
+function coveredTop(figEl) {
+  var box = figEl.getBoundingClientRect(), bottom = 0;
+  var x = Math.min(Math.max(box.left + box.width / 2, 0), window.innerWidth - 1);
+  (document.elementsFromPoint ? document.elementsFromPoint(x, 1) : []).forEach(function (node) {
+    if (figEl.contains(node)) return;
+    for (var n = node; n && n !== document.body && n !== document.documentElement; n = n.parentElement) {
+      var position = getComputedStyle(n).position;
+      if (position === "fixed" || position === "sticky") {
+        var r = n.getBoundingClientRect();
+        if (r.top <= 1 && r.bottom < window.innerHeight / 3) bottom = Math.max(bottom, r.bottom);
+        return;
+      }
+    }
+  });
+  return bottom;
+}
+
+var PIN_MS = 3000;
+var unpin = null;
+var pinnedFor = null;  // the address whose target was last pinned
+
+function pinTop(target) {
+  if (unpin) unpin();
+  if (!target.scrollIntoView) return;
+  var done = false, timer = 0, resize = null;
+  var stopEvents = ["wheel", "touchstart", "keydown", "mousedown"];
+  function place() {
+    if (!done && Math.abs(target.getBoundingClientRect().top - landing()) > 1) target.scrollIntoView({ block: "start", behavior: "instant" });
+  }
+  // Where the figure's top belongs: the top of the window, or just below a header the host
+  // keeps there (Material's, Furo's on a phone, pydata's), whether or not the host gives
+  // its link targets a scroll-margin for it.
+  var offset = null, margin = target.style.scrollMarginTop;
+  function landing() {
+    if (offset === null) {
+      target.scrollIntoView({ block: "start", behavior: "instant" });
+      var top = target.getBoundingClientRect().top, covered = coveredTop(target);
+      if (covered > top + 1) {
+        var own = parseFloat(getComputedStyle(target).scrollMarginTop) || 0;
+        target.style.scrollMarginTop = own + covered - top + "px";
+        target.scrollIntoView({ block: "start", behavior: "instant" });
+      }
+      offset = target.getBoundingClientRect().top;
+    }
+    return offset;
+  }
+  function stop() {
+    if (done) return;
+    done = true;
+    clearTimeout(timer);
+    if (resize) resize.disconnect();
+    stopEvents.forEach(function (name) { window.removeEventListener(name, stop, true); });
+    window.removeEventListener("scroll", place, true);
+    target.style.scrollMarginTop = margin;
+    if (unpin === stop) unpin = null;
+  }
+  unpin = stop;
+  landing();
+  stopEvents.forEach(function (name) { window.addEventListener(name, stop, { capture: true, passive: true }); });
+  // Scrolling that is not the reader's (the browser's own, smooth, jump to the anchor; a
+  // host restoring a position) does not take the figure away either.
+  window.addEventListener("scroll", place, { capture: true, passive: true });
+  timer = setTimeout(stop, PIN_MS);
+  if (typeof ResizeObserver !== "undefined") {
+    resize = new ResizeObserver(function () { place(); });
+    resize.observe(document.documentElement);
+    document.querySelectorAll(".attndocs-figure").forEach(function (figEl) { resize.observe(figEl); });
+  }
 }
 
 // Figures added later (notebook outputs, instant navigation) are found as they appear.

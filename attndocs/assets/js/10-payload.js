@@ -15,10 +15,11 @@
 // MkDocs' instant navigation copies inline scripts without their type) would execute
 // script blocks, and search indexers read their text. A chunk may be zlib-compressed
 // (compression "deflate"). Blocks are located by runs of parts ([chunk, offset, count],
-// parts `part` bytes long, 4-byte aligned); multi-byte values are little-endian.
+// parts `part` bytes long; parts of f16 and f32 blocks are 4-byte aligned, parts of one-byte
+// blocks follow one another with no gap); multi-byte values are little-endian.
 
 var FORMAT = "attndocs.payload";
-var SUPPORTED_VERSION = 2;
+var SUPPORTED_VERSION = 3;
 var CHUNK_ID = /^[0-9a-f]{16,64}$/;
 var util = attndocs.util;
 
@@ -193,7 +194,8 @@ attndocs._loadPayload = function (figEl) {
 // [[chunk, offset], ...] of every part of a block, expanded once from its runs.
 function partsOf(block) {
   if (block._at) return block._at;
-  var stride = block.part + ((4 - (block.part % 4)) % 4), at = [];
+  var aligned = block.encoding === "f16" || block.encoding === "f32";  // payload.ALIGNED_ENCODINGS
+  var stride = aligned ? block.part + ((4 - (block.part % 4)) % 4) : block.part, at = [];
   block.runs.forEach(function (run) {
     for (var k = 0; k < run[2]; k++) at.push([run[0], run[1] + k * stride]);
   });
@@ -349,16 +351,15 @@ attndocs._qk = function (fig, name, layer, head) {
   if (!info.hasQK) return null;
   var slot = slotOf(info, layer, head), hi = info.heads.indexOf(head);
   var d = info.d, rows = info.shape[0], cols = info.shape[1], blocks = info.blocks;
-  function vectors(codesBlock, scaleBlock, n) {
-    var scales = partBytes(fig, scaleBlock, 0), bytes = partBytes(fig, codesBlock, slot);
-    if (!scales || !bytes) return null;
-    var scale = view(scales).getFloat32(slot * 4, true);
-    var codes = new Int8Array(bytes.buffer, bytes.byteOffset, n * d);
-    var out = new Float32Array(n * d);
-    for (var i = 0; i < out.length; i++) out[i] = codes[i] * scale;
+  // float32, little-endian, as the model computed them (read through a DataView: any byte order).
+  function vectors(block, n) {
+    var bytes = partBytes(fig, block, slot);
+    if (!bytes) return null;
+    var dv = view(bytes), out = new Float32Array(n * d);
+    for (var i = 0; i < out.length; i++) out[i] = dv.getFloat32(i * 4, true);
     return out;
   }
-  var q = vectors(blocks.query, blocks.queryScale, rows), k = vectors(blocks.key, blocks.keyScale, cols);
+  var q = vectors(blocks.query, rows), k = vectors(blocks.key, cols);
   if (!q || !k) return null;
   var result = { q: q, k: k, d: d, bias: null, scale: info.scale };
   if (blocks.bias) {

@@ -15,14 +15,16 @@ var BUCKETS = 16;
 // code -> alpha bucket (0 = not drawn) for a given minimum weight: every weight from
 // minWeight up is drawn, at least at the faintest step, so a hovered token shows all of its
 // weights.
+// full: the weight drawn at full opacity (1, or the head's maximum on the "head" scale).
 var bucketTables = {};
-function bucketTable(minWeight) {
-  var key = String(minWeight);
+function bucketTable(minWeight, full) {
+  full = full || 1;
+  var key = minWeight + "/" + full;
   if (bucketTables[key]) return bucketTables[key];
   var table = new Uint8Array(256);
   for (var c = 1; c < 256; c++) {
     var a = DEQUANT[c];
-    table[c] = a < minWeight ? 0 : Math.max(1, Math.min(BUCKETS, Math.ceil(a * BUCKETS)));
+    table[c] = a < minWeight ? 0 : Math.max(1, Math.min(BUCKETS, Math.ceil((a / full) * BUCKETS)));
   }
   bucketTables[key] = table;
   return table;
@@ -32,12 +34,14 @@ function bucketTable(minWeight) {
 // the nearest of BUCKETS steps, as in BertViz, so a weight under half a step (1/32) is not
 // drawn. Such lines would be all but invisible, yet in long inputs they are most of the lines
 // and most of the drawing time (at 200 tokens a layer has over 15,000 lines from 0.003 up).
-var opacityTable = null;
-function weightTable() {
-  if (opacityTable) return opacityTable;
-  opacityTable = new Uint8Array(256);
-  for (var c = 1; c < 256; c++) opacityTable[c] = Math.min(BUCKETS, Math.round(DEQUANT[c] * BUCKETS));
-  return opacityTable;
+// With full < 1 (the "head" scale) a line's opacity is its weight over the head's maximum.
+var opacityTables = {};
+function weightTable(full) {
+  full = full || 1;
+  if (opacityTables[full]) return opacityTables[full];
+  var table = opacityTables[full] = new Uint8Array(256);
+  for (var c = 1; c < 256; c++) table[c] = Math.min(BUCKETS, Math.round((DEQUANT[c] / full) * BUCKETS));
+  return table;
 }
 attndocs._bucketTable = bucketTable;
 attndocs._weightTable = weightTable;
@@ -186,6 +190,8 @@ attndocs.components.lines = function (fig, host, opts) {
   box.appendChild(right);
   scroll.appendChild(box);
   host.appendChild(scroll);
+  var explain = attndocs.explain, tip = explain.tip(fig);
+  var key = explain.key(fig, host);
 
   var slot = "lines" + linesCount++;  // this drawing's loading requests (fig.ready)
   var geom = null;          // layout of the current section
@@ -212,8 +218,9 @@ attndocs.components.lines = function (fig, host, opts) {
       right.appendChild(node);
       return node;
     });
+    // Both columns are one Tab stop; left and right arrows cross between them.
     if (leftNodes.length) leftNodes[0].tabIndex = 0;
-    if (rightNodes.length) rightNodes[0].tabIndex = 0;
+    else if (rightNodes.length) rightNodes[0].tabIndex = 0;
     relayout();
   }
 
@@ -224,8 +231,8 @@ attndocs.components.lines = function (fig, host, opts) {
     box.style.setProperty("--attndocs-row", rowH + "px");
     var leftW = Math.ceil(left.getBoundingClientRect().width) || 60;
     var rightW = Math.ceil(right.getBoundingClientRect().width) || 60;
+    // The drawing takes the width it is given (a narrow one scrolls, with a cue).
     var width = Math.max(leftW + rightW + 120, Math.floor(scroll.clientWidth || host.clientWidth || 480));
-    width = Math.min(width, leftW + rightW + 420);  // lines get hard to follow when very wide
     var height = Math.max(rows, cols) * rowH;
     box.style.width = width + "px";
     box.style.height = height + "px";
@@ -252,12 +259,33 @@ attndocs.components.lines = function (fig, host, opts) {
     return t.index < n ? t : null;
   }
 
+  // The weight head h draws at full opacity: 1 on the fixed scale, its maximum on "head".
+  var maxima = new WeakMap();
+  function fullOf(p, h) {
+    if (explain.scale(fig) !== "head") return 1;
+    var codes = fig.attnQ(p.section, p.layer, h), top = codes ? null : fig.top(p.section, p.layer, h);
+    var source = codes || (top && top.codes);
+    if (!source) return 1;
+    if (!maxima.has(source)) maxima.set(source, DEQUANT[explain.maxCode(source)]);
+    return maxima.get(source) || 1;
+  }
+
+  function showKey(p) {
+    var colors = fig.colors(), head = explain.scale(fig) === "head";
+    var one = head && p.heads.length === 1;
+    key.set({
+      label: head ? (one ? "line opacity: weight, to this head’s maximum" : "line opacity: weight ÷ its head’s maximum") :
+        "line opacity: attention weight",
+      lo: 0, hi: one ? fullOf(p, p.heads[0]) : 1, from: colors.bg, to: colors.fg,
+    });
+  }
+
   // Line geometry of one head by opacity step (see bucketLines).
   function segments(p, h, token, masks) {
-    var rows = geom.rows, cols = geom.cols, rowH = geom.rowH;
+    var rows = geom.rows, cols = geom.cols, rowH = geom.rowH, full = fullOf(p, h);
     // A hovered token shows all of its weights; the all-tokens drawing shows each line at
     // its weight's opacity (see weightTable).
-    var table = token ? bucketTable(0.001) : weightTable();
+    var table = token ? bucketTable(0.001, full) : weightTable(full);
     var i0 = 0, i1 = rows, j0 = 0, j1 = cols;
     if (token && token.side === "q") { i0 = token.index; i1 = token.index + 1; }
     if (token && token.side === "k") { j0 = token.index; j1 = token.index + 1; }
@@ -302,13 +330,13 @@ attndocs.components.lines = function (fig, host, opts) {
     var top = other === "k" ? geom.topR : geom.topL;
     var slice = w / nh;
     heads.forEach(function (h, k) {
-      var a = fig.attn(p.section, p.layer, h);
+      var a = fig.attn(p.section, p.layer, h), full = fullOf(p, h);
       ctx.fillStyle = fig.headColor(h);
       for (var t = 0; t < n; t++) {
         if (!(other === "k" ? masks.cols[t] : masks.rows[t])) continue;
         var weight = other === "k" ? a[token.index * geom.cols + t] : a[t * geom.cols + token.index];
         if (weight < 0.004) continue;
-        ctx.globalAlpha = Math.min(1, weight) * 0.85;
+        ctx.globalAlpha = Math.min(1, weight / full) * 0.85;
         ctx.fillRect(x + k * slice, top + t * geom.rowH + 1, Math.max(1, slice), geom.rowH - 2);
       }
     });
@@ -360,6 +388,7 @@ attndocs.components.lines = function (fig, host, opts) {
     ctx.clearRect(0, top, geom.width, geom.band);
     var masks = pairMasks(fig, p.section, fig.state.filter);
     markTokens(token, masks);
+    showKey(p);
     if (token) drawBoxes(ctx, p, token, masks);
     if (unsaid && token && unsaid.token.side === token.side && unsaid.token.index === token.index) say(unsaid.prefix, token);
     ctx.lineWidth = lineWidth(token);
@@ -387,14 +416,14 @@ attndocs.components.lines = function (fig, host, opts) {
       var t0 = top + (other === "k" ? geom.topR : geom.topL);
       var slice = w / Math.max(1, p.heads.length);
       p.heads.forEach(function (h, k) {
-        var a = fig.attn(p.section, p.layer, h);
+        var a = fig.attn(p.section, p.layer, h), full = fullOf(p, h);
         if (!a) return;  // still loading: the export shows what the figure shows
         for (var t = 0; t < n; t++) {
           var weight = other === "k" ? a[token.index * geom.cols + t] : a[t * geom.cols + token.index];
           if (weight < 0.004 || !(other === "k" ? masks.cols[t] : masks.rows[t])) continue;
           doc.add("rect", {
             x: x + k * slice, y: t0 + t * geom.rowH + 1, width: Math.max(1, slice), height: geom.rowH - 2,
-            fill: fig.headColor(h), "fill-opacity": Math.min(1, weight) * 0.85,
+            fill: fig.headColor(h), "fill-opacity": Math.min(1, weight / full) * 0.85,
           });
         }
       });
@@ -455,8 +484,55 @@ attndocs.components.lines = function (fig, host, opts) {
     if (t) select(t, false);
   });
   box.addEventListener("mouseleave", function () {
+    tip.hide();
     if (!fig.state.locked) fig.setState({ token: null });
   });
+  box.addEventListener("mousemove", function (e) {
+    var hit = tokenOf(e.target) ? null : lineAt(e);
+    if (!hit) { tip.hide(); return; }
+    var info = fig.section(pick().section);
+    tip.show("\u201c" + fig.tokens(info.rows)[hit.i] + "\u201d \u2192 \u201c" + fig.tokens(info.cols)[hit.j] + "\u201d \u00b7 head " +
+      hit.h + ": " + DEQUANT[hit.code].toFixed(3), e.clientX, e.clientY);
+  });
+
+  // The drawn line under the pointer. Line (i, j) is at height yq + (yk - yq) * t a fraction
+  // t across, so each query row has one key whose line can pass near the pointer (every key
+  // near the left end, where a row's lines meet); the nearest within 4 px wins, the heavier
+  // of two about as near.
+  function lineAt(e) {
+    if (!geom) return null;
+    var rect = box.getBoundingClientRect();
+    var x = e.clientX - rect.left, y = e.clientY - rect.top;
+    if (x < geom.x0 || x > geom.x1) return null;
+    var p = pick(), token = currentToken(), t = (x - geom.x0) / (geom.x1 - geom.x0);
+    var masks = pairMasks(fig, p.section, fig.state.filter);
+    var rowH = geom.rowH, rowY = geom.topL + rowH / 2, colY = geom.topR + rowH / 2, cols = geom.cols;
+    var reach = t * Math.max(geom.rows, geom.cols) * rowH + 4, best = null;
+    p.heads.forEach(function (h) {
+      var codes = fig.attnQ(p.section, p.layer, h);
+      if (!codes) return;
+      var full = fullOf(p, h), table = token ? bucketTable(0.001, full) : weightTable(full);
+      for (var i = 0; i < geom.rows; i++) {
+        var yq = rowY + i * rowH;
+        if (!masks.rows[i] || Math.abs(yq - y) > reach || (token && token.side === "q" && token.index !== i)) continue;
+        var j0 = 0, j1 = cols - 1;
+        if (t > 0.05) {
+          var jf = ((y - yq * (1 - t)) / t - colY) / rowH;
+          j0 = Math.max(0, Math.floor(jf) - 1);
+          j1 = Math.min(cols - 1, Math.ceil(jf) + 1);
+        }
+        for (var j = j0; j <= j1; j++) {
+          if (!masks.cols[j] || (token && token.side === "k" && token.index !== j)) continue;
+          var code = codes[i * cols + j];
+          if (!table[code]) continue;
+          var d = Math.abs(yq + (colY + j * rowH - yq) * t - y);
+          if (d > 4 || (best && (d > best.d + 0.5 || (d > best.d - 0.5 && code <= best.code)))) continue;
+          best = { d: d, i: i, j: j, h: h, code: code };
+        }
+      }
+    });
+    return best;
+  }
   box.addEventListener("click", function (e) {
     var t = tokenOf(e.target);
     if (!t) return;
@@ -485,6 +561,7 @@ attndocs.components.lines = function (fig, host, opts) {
       var target = e.key === "ArrowRight" ? rightNodes : leftNodes;
       if ((side === "k") === (e.key === "ArrowRight") || !target.length) return true;
       var j = Math.min(i, target.length - 1);
+      list.forEach(function (node) { node.tabIndex = -1; });
       target.forEach(function (node, k) { node.tabIndex = k === j ? 0 : -1; });
       if (fig.state.locked) fig.setState({ locked: false });
       target[j].focus();
@@ -560,6 +637,8 @@ function headButtons(fig, host, getHeads, onChange) {
       bar.appendChild(b);
       return b;
     });
+    // One Tab stop for the whole bar; arrow keys move between heads.
+    buttons.forEach(function (b, k) { b.tabIndex = k === 0 ? 0 : -1; });
     sync();
   }
   function toggle(h) {

@@ -10,11 +10,22 @@
 var util = attndocs.util;
 var el = util.el;
 
-function thumbSize(fig, nHeads) {
-  var width = fig.body.clientWidth || fig.el.clientWidth || 720;
-  var size = Math.floor((width - 56) / nHeads) - 4;
-  return Math.max(36, Math.min(88, size));
+// Every head stays in view: thumbnails shrink with the width, down to MIN_THUMB px; below
+// that a layer's heads wrap onto several rows of equal length (12 heads at 320 px: 2 x 6).
+var MIN_THUMB = 28;
+function thumbLayout(fig, nHeads) {
+  return attndocs._thumbLayout(fig.body.clientWidth || fig.el.clientWidth || 720, nHeads);
 }
+
+attndocs._thumbLayout = function (width, nHeads) {  // 06-boot.js reserves the grid's height with it
+  var avail = width - 34;  // the layer labels ("L11") and their gap; each thumb takes size + 5
+  var perRow = nHeads;
+  if (Math.floor(avail / nHeads) - 5 < MIN_THUMB) {
+    var most = Math.max(1, Math.floor(avail / (MIN_THUMB + 5)));
+    perRow = Math.ceil(nHeads / Math.ceil(nHeads / most));
+  }
+  return { size: Math.max(12, Math.min(88, Math.floor(avail / perRow) - 5)), perRow: perRow };
+};
 
 // Lines from bin b of the rows (at rowPos[b]) to bin c of the columns, by opacity step, as
 // 30-head.js's bucketLines does for tokens: a row with no line shows its strongest key.
@@ -62,7 +73,10 @@ function drawThumb(fig, canvas, section, layer, head, masks) {
   var overview = fig.overview(section, layer, head);
   var codes = overview ? overview.codes : fig.attnQ(section, layer, head);
   if (!codes) return;
-  var table = attndocs._weightTable();  // opacity = weight, as in the head view
+  // Opacity = weight, as in the head view (over the head's maximum on the "head" scale);
+  // overview bins are max-pooled, so their maximum is the head's.
+  var full = attndocs.explain.full(fig, attndocs.DEQUANT[attndocs.explain.maxCode(codes)]);
+  var table = attndocs._weightTable(full);
   var pad = 3, x0 = pad + 1, x1 = w - pad - 1;
   var n = Math.max(rows, cols);
   var step = n > 1 ? (h - 2 * pad) / (n - 1) : 0;
@@ -80,7 +94,7 @@ function drawThumb(fig, canvas, section, layer, head, masks) {
 }
 
 attndocs.registerView("model", function (fig) {
-  fig.defineState({ open: false });
+  fig.defineState(["open"]);
   var sections = attndocs.components.sectionControl(fig);
   var filter = attndocs.components.filterControl(fig);
   if (sections) fig.controls.appendChild(el("span", { class: "attndocs-control" }, [sections]));
@@ -102,7 +116,48 @@ attndocs.registerView("model", function (fig) {
 
   var grid = el("div", { class: "attndocs-grid", role: "group", "aria-label": "Layers and heads" });
   fig.body.appendChild(grid);
+  var explain = attndocs.explain, tip = explain.tip(fig), key = explain.key(fig, fig.body);
+  function showKey() {
+    var colors = fig.colors();
+    key.set({
+      label: explain.scale(fig) === "head" ? "line opacity: weight \u00f7 its head\u2019s maximum" : "line opacity: attention weight",
+      lo: 0, hi: 1, from: colors.bg, to: colors.fg,
+    });
+  }
+
+  // A thumbnail's strongest weight and where it is (the first tokens of its bins when the
+  // thumbnail comes from the overview).
+  function strongest(layer, head) {
+    var name = fig.state.section, info = fig.section(name), overview = fig.overview(name, layer, head);
+    var codes = overview ? overview.codes : fig.attnQ(name, layer, head);
+    if (!codes) return null;
+    var cols = overview ? overview.cols : info.shape[1], best = 0;
+    for (var i = 1; i < codes.length; i++) if (codes[i] > codes[best]) best = i;
+    var r = Math.floor(best / cols), c = best % cols;
+    if (overview) { r = overview.rowEdges[r]; c = overview.colEdges[c]; }
+    return { weight: attndocs.DEQUANT[codes[best]], from: fig.tokens(info.rows)[r], to: fig.tokens(info.cols)[c] };
+  }
+  function thumbTip(th, e) {
+    var top = strongest(th.layer, th.head);
+    var text = "Layer " + th.layer + ", head " + th.head + (top ? ": strongest weight " + top.weight.toFixed(3) +
+      " (\u201c" + top.from + "\u201d \u2192 \u201c" + top.to + "\u201d)" : "");
+    if (e) tip.show(text, e.clientX, e.clientY);
+    else tip.showBy(th.button, text);
+  }
+  grid.addEventListener("mousemove", function (e) {
+    var node = e.target.closest ? e.target.closest(".attndocs-thumb") : null;
+    var th = node && thumbs.filter(function (t) { return t.button === node; })[0];
+    if (th) thumbTip(th, e);
+    else tip.hide();
+  });
+  grid.addEventListener("mouseleave", function () { tip.hide(); });
+  grid.addEventListener("focusin", function (e) {
+    var th = thumbs.filter(function (t) { return t.button === e.target; })[0];
+    if (th && e.target.matches(":focus-visible")) thumbTip(th, null);
+  });
+  grid.addEventListener("focusout", function () { tip.hide(); });
   var thumbs = [];  // {layer, head, button, canvas}
+  var gridFit = null;  // the thumbLayout the grid was built with
 
   function pickOpen() {
     return { section: fig.state.section, layer: fig.state.layer, heads: [fig.state.heads[0]] };
@@ -112,16 +167,29 @@ attndocs.registerView("model", function (fig) {
     var info = fig.section(fig.state.section);
     grid.textContent = "";
     thumbs = [];
-    var size = thumbSize(fig, info.heads.length);
+    var fit = gridFit = thumbLayout(fig, info.heads.length), size = fit.size, perRow = fit.perRow;
     var height = Math.round(size * 1.15);
-    grid.style.gridTemplateColumns = "max-content repeat(" + info.heads.length + ", " + (size + 2) + "px)";
-    grid.appendChild(el("span", { class: "attndocs-grid-label", "aria-hidden": "true" }));
-    info.heads.forEach(function (h) {
-      grid.appendChild(el("span", { class: "attndocs-grid-label", text: "H" + h, "aria-hidden": "true" }));
-    });
-    info.layers.forEach(function (l) {
-      grid.appendChild(el("span", { class: "attndocs-grid-label", text: "L" + l, "aria-hidden": "true" }));
-      info.heads.forEach(function (h) {
+    var band = info.layers.length + 1;  // grid rows per band of heads: their labels, then each layer
+    grid.style.gridTemplateColumns = "max-content repeat(" + perRow + ", " + (size + 2) + "px)";
+    // Labels first, then the thumbnails in layer order (the keyboard walks them in DOM order),
+    // each placed in its band.
+    function place(node, row, column) {
+      node.style.gridRow = String(row);
+      node.style.gridColumn = String(column);
+      return grid.appendChild(node);
+    }
+    for (var first = 0; first < info.heads.length; first += perRow) {
+      var top = (first / perRow) * band + 1;
+      place(el("span", { class: "attndocs-grid-label", "aria-hidden": "true" }), top, 1);
+      info.heads.slice(first, first + perRow).forEach(function (h, k) {
+        place(el("span", { class: "attndocs-grid-label", text: "H" + h, "aria-hidden": "true" }), top, k + 2);
+      });
+      info.layers.forEach(function (l, li) {
+        place(el("span", { class: "attndocs-grid-label", text: "L" + l, "aria-hidden": "true" }), top + li + 1, 1);
+      });
+    }
+    info.layers.forEach(function (l, li) {
+      info.heads.forEach(function (h, hi) {
         var canvas = fig.canvas(size, height);
         var button = el("button", {
           type: "button", class: "attndocs-thumb", "data-layer": String(l), "data-head": String(h),
@@ -129,7 +197,7 @@ attndocs.registerView("model", function (fig) {
           "aria-controls": fig.uid("detail"),
         }, [canvas]);
         button.addEventListener("click", function () { open(l, h); });
-        grid.appendChild(button);
+        place(button, Math.floor(hi / perRow) * band + li + 2, (hi % perRow) + 2);
         thumbs.push({ layer: l, head: h, button: button, canvas: canvas });
       });
     });
@@ -164,6 +232,7 @@ attndocs.registerView("model", function (fig) {
       return;
     }
     var masks = attndocs._pairMasks(fig, name, fig.state.filter);
+    showKey();
     for (var t = 0; t < thumbs.length; t++) {
       var th = thumbs[t];
       drawThumb(fig, th.canvas, fig.state.section, th.layer, th.head, masks);
@@ -195,20 +264,15 @@ attndocs.registerView("model", function (fig) {
     closeButton.focus({ preventScroll: true });
   }
 
-  function close() {
+  // Escape keeps the selection (the next Escape clears it); the Close button clears it too.
+  function close(keepSelection) {
     var state = fig.state;
-    fig.setState({ open: false, token: null, locked: false });
+    fig.setState(keepSelection ? { open: false } : { open: false, token: null, locked: false });
     var back = thumbs.filter(function (th) { return th.layer === state.layer && th.head === state.heads[0]; })[0];
     if (back) back.button.focus({ preventScroll: true });
     fig.announce("Closed the head detail");
   }
 
-  detail.addEventListener("keydown", function (e) {
-    if (e.key === "Escape" && !fig.state.token && !fig.state.locked) {
-      close();
-      e.preventDefault();
-    }
-  });
 
   fig.onTheme(function () {
     drawAll();
@@ -220,7 +284,11 @@ attndocs.registerView("model", function (fig) {
   if (typeof ResizeObserver !== "undefined") {
     resizeObserver = new ResizeObserver(function () {
       var w = fig.body.clientWidth;
-      if (Math.abs(w - lastWidth) > 24) { lastWidth = w; buildGrid(); }
+      if (Math.abs(w - lastWidth) > 4) {
+        lastWidth = w;
+        var fit = thumbLayout(fig, fig.section(fig.state.section).heads.length);
+        if (!gridFit || fit.size !== gridFit.size || fit.perRow !== gridFit.perRow) buildGrid();
+      }
     });
     resizeObserver.observe(fig.body);
   }
@@ -238,13 +306,24 @@ attndocs.registerView("model", function (fig) {
         showDetail();
         return;
       }
-      if ("filter" in changes) {
+      if ("filter" in changes || "scale" in changes) {
         filter.group.set(fig.state.filter);
         drawAll();
       }
       if ("open" in changes || "layer" in changes || "heads" in changes) showDetail();
       else if (lines && fig.state.open) lines.draw();
     },
+    // Escape closes the open detail first (20-explain.js).
+    escape: function () {
+      if (!fig.state.open) return false;
+      close(true);
+      return true;
+    },
+    exportLabel: function () {
+      var where = fig.header.sectionOrder.length > 1 ? attndocs._sectionLabel(fig.state.section) + " \u00b7 " : "";
+      return fig.state.open ? where + "layer " + fig.state.layer + " \u00b7 head " + fig.state.heads[0] : where + "all layers and heads";
+    },
+    exportLayer: function () { return fig.state.open ? fig.state.layer : null; },
     toSVG: function () {
       if (fig.state.open && lines) {
         return lines.toSVG((fig.header.model.id || "") + " · " + detailTitle.textContent);

@@ -172,6 +172,19 @@ function neuronView(fig) {
   var root = el("div", { class: "attndocs-neuron" });
   fig.body.appendChild(info);
   fig.body.appendChild(root);
+  var tip = attndocs.explain.tip(fig), key = attndocs.explain.key(fig, fig.body);
+  fig.body.insertBefore(key.el, root);
+  // What the colours and s mean, under the line that says what is shown.
+  function showKey(c) {
+    var colors = fig.colors(), d = c.d, root1 = Math.abs(c.scale * Math.sqrt(d) - 1) < 1e-3;
+    // Short, so that it takes one or two lines in a narrow column.
+    key.set({ label: "q, k, q \u00d7 k, scores:", items: [
+      { color: colors.pos, text: "positive" },
+      { color: colors.neg, text: "negative" },
+      { color: null, text: "s = " + util.fmt(c.scale) + (root1 ? " = 1/\u221a" + d : "") + " scales q\u00b7k" },
+      { color: colors.accent, text: "softmax weight" },
+    ] });
+  }
 
   function section() { return header.sections[fig.state.section]; }
 
@@ -187,6 +200,16 @@ function neuronView(fig) {
     return pinned != null && pinned < rows ? pinned : defaultQuery();
   }
 
+  // Up to 256 px per vector block, less in a narrow column (documentation themes often
+  // give content ~700 px); the token and number columns take about 360 px (+70 with bias).
+  function vectorCell(d, hasBias) {
+    var avail = (fig.body.clientWidth || 900) - 360 - (hasBias ? 70 : 0);
+    var cell = Math.min(256, avail / 2) / d;
+    // Whole pixels where there is room; in a phone's column, down to half a pixel a dimension (the
+    // vectors are drawn scaled), so the numbers keep their room and the grid its width.
+    return Math.max(0.5, Math.min(8, cell >= 1 ? Math.floor(cell) : Math.floor(cell * 4) / 4));
+  }
+
   function build() {
     var name = fig.state.section, s = section();
     var rows = s.shape[0], cols = s.shape[1];
@@ -194,10 +217,7 @@ function neuronView(fig) {
     var qSpecial = header.sides[s.rows].special, kSpecial = header.sides[s.cols].special;
     var probe = fig.qk(name, fig.state.layer, kit.headOf(fig));
     var d = probe.d, hasBias = !!probe.bias;
-    // Up to 256 px per vector block, less in a narrow column (documentation themes often
-    // give content ~700 px); the token and number columns take about 360 px (+70 with bias).
-    var avail = (fig.body.clientWidth || 900) - 360 - (hasBias ? 70 : 0);
-    var cw = Math.max(1, Math.min(8, Math.floor(Math.min(256, avail / 2) / d)));
+    var cw = vectorCell(d, hasBias);
     var blockW = d * cw, width = 2 * blockW + GAP;
 
     root.textContent = "";
@@ -214,7 +234,10 @@ function neuronView(fig) {
       queries.appendChild(t);
     }
 
-    var columns = "minmax(4em, max-content) " + width + "px 5em" + (hasBias ? " 5em" : "") + " 8em";
+    // Number columns are never narrower than their numbers and header ("−11.604", "softmax"):
+    // the vectors shrink first (vectorCell), and what still does not fit scrolls, with a cue.
+    var columns = "minmax(3em, max-content) " + width + "px minmax(max-content, 6em)" + (hasBias ? " minmax(max-content, 5em)" : "") +
+      " minmax(max-content, 8em)";
     var grid = el("div", { class: "attndocs-ngrid", style: "grid-template-columns:" + columns + ";grid-auto-rows:" + ROW + "px" });
     var heads = ["key", "k  \u2502  q \u00d7 k", "q\u00b7k \u00d7 s"].concat(hasBias ? ["bias"] : []).concat(["softmax"]);
     var titles = [
@@ -224,7 +247,15 @@ function neuronView(fig) {
     ];
     heads.forEach(function (label, c) {
       var title = c === 3 && !hasBias ? titles[4] : titles[c];
-      grid.appendChild(el("div", { class: "attndocs-nhead", text: label, title: title, style: "grid-row:1;grid-column:" + (c + 1) }));
+      var cell = el("div", { class: "attndocs-nhead", text: label, title: title, style: "grid-row:1;grid-column:" + (c + 1) });
+      if (c === 1) {
+        // One header over each of the two blocks the column holds.
+        cell.textContent = "";
+        cell.classList.add("attndocs-nhead-blocks");
+        cell.appendChild(el("span", { text: "k", title: "each key vector k", style: "width:" + (blockW + GAP) + "px" }));
+        cell.appendChild(el("span", { text: "q \u00d7 k", title: "q \u00d7 k elementwise: its sum is q\u00b7k" }));
+      }
+      grid.appendChild(cell);
     });
     var qLabel = el("div", { class: "attndocs-nqlabel", style: "grid-row:2;grid-column:1" });
     var qCanvas = fig.canvas(width, ROW);
@@ -288,6 +319,21 @@ function neuronView(fig) {
     grid.addEventListener("mouseleave", function () {
       keyEls.forEach(function (node) { node.classList.remove("attndocs-hl"); });
     });
+    // A vector cell's value by the pointer: k (left block), q x k (right block), q (top row).
+    function vectorTip(e, isQuery) {
+      var c = layout.last, box = e.currentTarget.getBoundingClientRect();
+      var x = e.clientX - box.left, y = e.clientY - box.top;
+      var right = x >= blockW + GAP, t = Math.floor((right ? x - blockW - GAP : x) / cw), jj = Math.floor(y / ROW);
+      if (!c || t < 0 || t >= d || (isQuery && right) || (!isQuery && (jj < 0 || jj >= cols))) { tip.hide(); return; }
+      var text = isQuery ? "q[" + t + "] = " + util.fmt(c.q[t]) :
+        (right ? "q \u00d7 k" : "k") + "[" + t + "] of \u201c" + kit.label(kTokens[jj]) + "\u201d = " +
+        util.fmt(right ? c.prod[jj * d + t] : c.k[jj * d + t]);
+      tip.show(text, e.clientX, e.clientY);
+    }
+    canvas.addEventListener("mousemove", function (e) { vectorTip(e, false); });
+    qCanvas.addEventListener("mousemove", function (e) { vectorTip(e, true); });
+    canvas.addEventListener("mouseleave", function () { tip.hide(); });
+    qCanvas.addEventListener("mouseleave", function () { tip.hide(); });
 
     layout = {
       name: name, rows: rows, cols: cols, d: d, cw: cw, blockW: blockW, width: width, hasBias: hasBias,
@@ -303,9 +349,11 @@ function neuronView(fig) {
     fig.setState(same ? { locked: false } : { token: { side: "q", index: i }, locked: true });
   }
 
-  // q.k, the bias and the softmax for query i. The softmax column shows the model's own
-  // attention weights: q and k ship as 8-bit values, and a softmax recomputed from them
-  // can be off by a few hundredths, which is shown (as "from q, k") but never in their place.
+  // q.k, the bias and the softmax for query i. q and k ship as the model computed them
+  // (float32), so the scores are the model's own, and the softmax column is the softmax of
+  // exactly the scores (plus bias and mask) printed beside it: the numbers agree with each
+  // other. Extraction checked these vectors against the model's attention (within 1e-4); the
+  // page ships no attention for this view: its weights are these.
   function compute() {
     var s = section(), v = fig.qk(fig.state.section, fig.state.layer, kit.headOf(fig));
     var rows = s.shape[0], cols = s.shape[1], d = v.d;
@@ -333,14 +381,18 @@ function neuronView(fig) {
       prob[j] = masked[j] ? 0 : Math.exp(score[j] + bias[j] - top);
       total += prob[j];
     }
-    var recomputed = new Float64Array(cols);
-    for (j = 0; j < cols; j++) recomputed[j] = total > 0 ? prob[j] / total : 0;
-    var attention = fig.attn(fig.state.section, fig.state.layer, kit.headOf(fig));
-    for (j = 0; j < cols; j++) prob[j] = attention[i * cols + j];
+    for (j = 0; j < cols; j++) prob[j] = total > 0 ? prob[j] / total : 0;
     return {
       i: i, q: q, k: v.k, d: d, prod: prod, score: score, bias: v.bias ? bias : null, masked: masked, prob: prob,
-      recomputed: recomputed, scale: v.scale,
+      scale: v.scale,
     };
+  }
+
+  // Scores and biases to three decimals, whatever their size: the weights beside them are
+  // their softmax to three decimals, which the printed scores then reproduce (3 significant
+  // digits would print 35.5 for 35.529, and move a weight by up to 5%).
+  function decimals3(x) {
+    return isFinite(x) ? x.toFixed(3).replace("-", "\u2212") : util.fmt(x);
   }
 
   function fill() {
@@ -383,12 +435,12 @@ function neuronView(fig) {
       var m = !!c.masked[j];
       L.keyEls[j].classList.toggle("attndocs-masked", m);
       var sc = L.scoreEls[j];
-      sc.textContent = m && !isFinite(c.score[j] + (c.bias ? c.bias[j] : 0)) ? "\u2212\u221e" : util.fmt(c.score[j]);
+      sc.textContent = m && !isFinite(c.score[j] + (c.bias ? c.bias[j] : 0)) ? "\u2212\u221e" : decimals3(c.score[j]);
       sc.classList.toggle("attndocs-masked", m);
       sc.style.backgroundColor = m ? "" : util.rgba(kit.css(diverge(c.score[j], scoreMax)), 0.65);
       if (L.hasBias) {
         var b = L.biasEls[j];
-        b.textContent = util.fmt(c.bias[j]);
+        b.textContent = decimals3(c.bias[j]);
         b.classList.toggle("attndocs-masked", m);
         b.style.backgroundColor = m ? "" : util.rgba(kit.css(diverge(c.bias[j], biasMax)), 0.65);
       }
@@ -396,7 +448,7 @@ function neuronView(fig) {
       p.classList.toggle("attndocs-masked", m);
       p.lastChild.textContent = m ? "masked" : c.prob[j].toFixed(3);
       p.setAttribute("title", m ? "masked: this key comes after the query (causal attention)" :
-        "attention weight " + c.prob[j].toFixed(4) + " (softmax from the 8-bit q, k shown here: " + c.recomputed[j].toFixed(4) + ")");
+        "attention weight " + c.prob[j].toFixed(4) + ": the softmax of the scores shown, as the model computed it");
       L.barEls[j].style.width = (m ? 0 : 100 * c.prob[j]).toFixed(1) + "%";
     }
     var token = fig.state.token;
@@ -413,6 +465,7 @@ function neuronView(fig) {
       kit.headOf(fig) + " \u00b7 query \u201c" + kit.label(qTokens[c.i]) + "\u201d (" + (c.i + 1) + "/" + L.rows + ") \u00b7 s = " +
       util.fmt(c.scale) + (s.causal ? " \u00b7 causal: later keys are masked" : "");
     layout.last = c;
+    showKey(c);
   }
 
   function announceTop() {
@@ -430,7 +483,7 @@ function neuronView(fig) {
 
   function render() {
     var name = fig.state.section, layer = fig.state.layer, head = kit.headOf(fig);
-    var need = fig.missing("qk", name, layer, head).concat(fig.missing("attn", name, layer, head));
+    var need = fig.missing("qk", name, layer, head);
     if (!fig.ready("neuron", need, "Loading layer " + layer + ", head " + head + "\u2026", render, hide)) return false;
     root.classList.remove(kit.WAITING);
     info.classList.remove(kit.WAITING);
@@ -446,6 +499,19 @@ function neuronView(fig) {
 
   render();
   fig.onTheme(function () { if (layout) render(); });
+  // A new width (a theme's sidebar folding, a phone turned) gives the vectors new cells.
+  var lastWidth = fig.body.clientWidth;
+  if (typeof ResizeObserver !== "undefined") {
+    new ResizeObserver(function () {
+      var w = fig.body.clientWidth;
+      if (Math.abs(w - lastWidth) <= 4 || !layout) return;
+      lastWidth = w;
+      if (vectorCell(layout.d, layout.hasBias) !== layout.cw) {
+        layout = null;
+        render();
+      }
+    }).observe(fig.body);
+  }
 
   return {
     update: function (changes) {
@@ -457,6 +523,11 @@ function neuronView(fig) {
       var drawn = render();
       if (drawn && fig.state.locked && ("token" in changes || "locked" in changes || "layer" in changes || "heads" in changes)) announceTop();
     },
+    exportLabel: function () {
+      var q = layout && layout.last ? " \u00b7 query \u201c" + kit.label(fig.tokens(section().rows)[layout.last.i]) + "\u201d" : "";
+      return (header.sectionOrder.length > 1 ? kit.sectionLabel(fig.state.section) + " \u00b7 " : "") + "layer " +
+        fig.state.layer + " \u00b7 head " + kit.headOf(fig) + q;
+    },
     toSVG: function () {
       if (!layout || root.classList.contains(kit.WAITING)) return kit.pendingSVG(fig, "Loading layer " + fig.state.layer + "\u2026");
       var L = layout, c = L.last, colors = fig.colors();
@@ -465,6 +536,16 @@ function neuronView(fig) {
       var width = left + L.width + 16 + ncols * numW + 10, height = top + (L.cols + 1) * ROW + 10;
       var svg = util.svgDoc(width, height, colors);
       svg.add("text", { x: 8, y: 18, fill: colors.fg }, info.textContent);
+      // The column headers, as on screen.
+      var hy = top - 6, hx = left + L.width + 16, hAttrs = function (x, anchor) {
+        return { x: x, y: hy, fill: colors.muted, "font-weight": "600", "text-anchor": anchor || "start", class: "attndocs-export-header" };
+      };
+      svg.add("text", hAttrs(left - 8, "end"), "key");
+      svg.add("text", hAttrs(left), "k");
+      svg.add("text", hAttrs(left + L.blockW + GAP), "q \u00d7 k");
+      svg.add("text", hAttrs(hx), "q\u00b7k \u00d7 s");
+      if (L.hasBias) svg.add("text", hAttrs(hx + numW), "bias");
+      svg.add("text", hAttrs(hx + (ncols - 1) * numW), "softmax");
       svg.add("text", { x: left - 8, y: top + ROW * 0.7, fill: colors.fg, "text-anchor": "end" }, "q: " + kit.label(qTokens[c.i]));
       svg.add("image", { x: left, y: top, width: L.width, height: ROW, href: L.qCanvas.toDataURL("image/png"), preserveAspectRatio: "none" });
       svg.add("image", { x: left, y: top + ROW, width: L.width, height: L.cols * ROW, href: L.canvas.toDataURL("image/png"), preserveAspectRatio: "none" });

@@ -20,7 +20,8 @@ var LINE_GAP = 170;    // px between the two token columns of the line drawing
 function matrixView(fig) {
   var header = fig.header;
   var analysis = header.analysis && header.analysis.sections ? header.analysis.sections : {};
-  fig.defineState({ mode: "head", lines: false }, { mode: MODES.map(function (m) { return m.value; }) });
+  // Defaults and the modes a link may name come from attndocs/state.py (MATRIX_MODES).
+  fig.defineState(["mode", "lines"]);
 
   var cache = new Map();
   var layout = null;
@@ -152,12 +153,31 @@ function matrixView(fig) {
   fig.body.appendChild(infoLine);
   fig.body.appendChild(readout);
   fig.body.appendChild(root);
+  var explain = attndocs.explain, tip = explain.tip(fig), key = explain.key(fig, fig.body);
+  var KEY_LABELS = { head: "colour: attention weight", mean: "colour: mean weight over heads", max: "colour: max weight over heads",
+    "mean-all": "colour: mean weight over layers and heads", "max-all": "colour: max weight over layers and heads",
+    rollout: "colour: rollout weight" };
 
   // -- layout -----------------------------------------------------------------------------
-  function build() {
+  // Cells fill the width the figure gets, beside the query labels (at most 12em): square,
+  // 2 to 48 px, and no taller in all than the scroll box (48rem, less the key labels), so
+  // a long input shows whole. Below 10 px the labels hide until highlighted (attndocs-dense).
+  var labelW = 0;
+  function cellSize(rows, cols) {
+    var n = Math.max(rows, cols, 1);
+    var width = fig.body.clientWidth;
+    if (!width) return Math.max(2, Math.min(28, Math.floor(480 / n)));
+    var rem = parseFloat(getComputedStyle(document.documentElement).fontSize) || 16;
+    var tallest = Math.floor((48 * rem - 130) / Math.max(rows, 1));
+    var cell = Math.max(2, Math.min(48, tallest, Math.floor((width - (labelW || 96) - 2) / Math.max(cols, 1))));
+    // A short text keeps labels that can be read (10 px) and scrolls sideways, with a cue.
+    return n <= 48 ? Math.max(cell, 10) : cell;
+  }
+
+  function build(depth) {
     var name = fig.state.section, info = section();
     var rows = info.shape[0], cols = info.shape[1];
-    var cell = Math.max(2, Math.min(28, Math.floor(480 / Math.max(rows, cols, 1))));
+    var cell = cellSize(rows, cols);
     var dense = cell < 10;
     var rowSide = header.sides[info.rows], colSide = header.sides[info.cols];
     root.textContent = "";
@@ -185,6 +205,15 @@ function matrixView(fig) {
     ]);
     var scroller = el("div", { class: "attndocs-mscroll" }, [grid]);
     root.appendChild(scroller);
+    // The query labels' real width decides the cells: measured once, then built again.
+    var measured = Math.ceil(rowLabels.getBoundingClientRect().width);
+    if (measured && Math.abs(measured - labelW) > 2 && (depth || 0) < 3) {
+      labelW = measured;
+      if (cellSize(rows, cols) !== cell) {
+        build((depth || 0) + 1);
+        return;
+      }
+    }
 
     var lines = el("div", { class: "attndocs-mlines" });
     root.appendChild(lines);
@@ -201,9 +230,11 @@ function matrixView(fig) {
       cursor = at;
       if (!fig.state.locked) fig.setState({ token: { side: "q", index: at.r } });
       paint();
+      cellTip(at, e.clientX, e.clientY);
     });
     canvas.addEventListener("mouseleave", function () {
       hover = null;
+      tip.hide();
       if (!fig.state.locked) fig.setState({ token: null });
       paint();
     });
@@ -221,13 +252,15 @@ function matrixView(fig) {
         fig.setState({ token: { side: "q", index: cursor.r } });
         paint();
         var v = matrix()[cursor.r * cols + cursor.c];
+        var box = canvas.getBoundingClientRect();
+        cellTip(cursor, box.left + (cursor.c + 1) * cell, box.top + (cursor.r + 1) * cell, true);
         fig.announce(kit.label(rowSide.display[cursor.r]) + " to " + kit.label(colSide.display[cursor.c]) + ": " + v.toFixed(3));
       } else if (e.key === "Enter") {
         lockToken({ side: "q", index: cursor.r });
       } else return;
       e.preventDefault();
     });
-    surface.addEventListener("blur", function () { if (hover === cursor) { hover = null; paint(); } });
+    surface.addEventListener("blur", function () { tip.hide(); if (hover === cursor) { hover = null; paint(); } });
 
     function tokenEvents(container) {
       container.addEventListener("mouseover", function (e) {
@@ -262,6 +295,16 @@ function matrixView(fig) {
     };
     hover = null;
     cursor = { r: 0, c: 0 };
+  }
+
+  // The cell's value by the pointer (or by the keyboard cursor, already announced).
+  function cellTip(at, x, y, quiet) {
+    var L = layout;
+    if (!L.values) return;
+    var text = "\u201c" + kit.label(L.rowSide.display[at.r]) + "\u201d \u2192 \u201c" + kit.label(L.colSide.display[at.c]) +
+      "\u201d: " + L.values[at.r * L.cols + at.c].toFixed(3);
+    tip.show(text, x, y);
+    if (quiet) tip.quiet();
   }
 
   function lockToken(token) {
@@ -301,6 +344,8 @@ function matrixView(fig) {
     var L = layout, info = section(), colors = fig.colors();
     var values = matrix(), vmax = 0;
     for (var i = 0; i < values.length; i++) if (values[i] > vmax) vmax = values[i];
+    // Full colour at 1 (the fixed scale: a flat head stays pale), or at this matrix's maximum.
+    vmax = explain.full(fig, vmax);
     var ramp = kit.ramp(colors.bg, colors.accent), masked = kit.rgb(colors.grid).concat([110]);
     var rows = L.rows, cols = L.cols;
     L.values = values;
@@ -309,7 +354,8 @@ function matrixView(fig) {
       if (info.causal && x >= kit.keptColumns(rows, cols, y)) return masked;
       return ramp(vmax > 0 ? values[y * cols + x] / vmax : 0);
     });
-    infoLine.textContent = describeMatrix() + " \u00b7 colour scale 0 \u2013 " + util.fmt(vmax);
+    infoLine.textContent = describeMatrix();
+    key.set({ label: util.own(KEY_LABELS, mode()), lo: 0, hi: vmax, from: colors.bg, to: colors.accent });
     if (!fig.state.lines && L.linesBuilt) {
       L.lines.textContent = "";
       L.linesBuilt = false;
@@ -341,17 +387,15 @@ function matrixView(fig) {
       readout.textContent = "\u00a0";
       return;
     }
+    // Outlines only: the row being read keeps its colours (a grey wash would hide them).
     ctx.lineWidth = 1;
-    ctx.strokeStyle = colors.fg;
-    if (at.r >= 0) {
-      ctx.fillStyle = util.rgba(colors.fg, 0.08);
-      ctx.fillRect(0, at.r * cell, w, cell);
-      ctx.strokeRect(0.5, at.r * cell + 0.5, w - 1, Math.max(1, cell - 1));
-    }
-    if (at.c >= 0) {
-      ctx.fillStyle = util.rgba(colors.fg, 0.08);
-      ctx.fillRect(at.c * cell, 0, cell, h);
-      ctx.strokeRect(at.c * cell + 0.5, 0.5, Math.max(1, cell - 1), h - 1);
+    ctx.strokeStyle = util.rgba(colors.fg, 0.55);
+    if (at.r >= 0) ctx.strokeRect(0.5, at.r * cell + 0.5, w - 1, Math.max(1, cell - 1));
+    if (at.c >= 0) ctx.strokeRect(at.c * cell + 0.5, 0.5, Math.max(1, cell - 1), h - 1);
+    if (at.r >= 0 && at.c >= 0 && cell >= 4) {
+      ctx.lineWidth = 2;
+      ctx.strokeStyle = colors.fg;
+      ctx.strokeRect(at.c * cell + 1, at.r * cell + 1, cell - 2, cell - 2);
     }
     var rowText = at.r >= 0 ? "\u201c" + kit.label(L.rowSide.display[at.r]) + "\u201d" : "every query";
     var colText = at.c >= 0 ? "\u201c" + kit.label(L.colSide.display[at.c]) + "\u201d" : "every key";
@@ -415,6 +459,18 @@ function matrixView(fig) {
 
   render(true);
   fig.onTheme(function () { if (layout) draw(); });
+  // A new width gives new cells (a theme's sidebar folding, a phone turned).
+  var lastWidth = fig.body.clientWidth, resizeObserver = null;
+  if (typeof ResizeObserver !== "undefined") {
+    resizeObserver = new ResizeObserver(function () {
+      var w = fig.body.clientWidth;
+      if (Math.abs(w - lastWidth) > 4 && layout) {
+        lastWidth = w;
+        if (cellSize(layout.rows, layout.cols) !== layout.cell) render(true);
+      }
+    });
+    resizeObserver.observe(fig.body);
+  }
 
   return {
     update: function (changes) {
@@ -425,15 +481,18 @@ function matrixView(fig) {
         return;
       }
       syncControls();
-      if ("mode" in changes || "layer" in changes || "heads" in changes || "lines" in changes) draw();
+      if ("mode" in changes || "layer" in changes || "heads" in changes || "lines" in changes || "scale" in changes) draw();
       else paint();
     },
+    exportLabel: describeMatrix,
+    exportLayer: function () { return mode().slice(-3) === "all" ? null : fig.state.layer; },
     toSVG: function () {
       if (!layout.image) return kit.pendingSVG(fig, infoLine.textContent + " (loading)");
       var L = layout, colors = fig.colors(), cell = Math.max(L.cell, 4);
       var labelW = 120, top = 30 + 110, w = L.cols * cell, h = L.rows * cell;
       var svg = util.svgDoc(labelW + w + 20, top + h + 20, colors);
       svg.add("text", { x: 8, y: 18, fill: colors.fg }, infoLine.textContent);
+      svg.add("text", { x: labelW - 4, y: top - 8, fill: colors.muted, "text-anchor": "end", class: "attndocs-export-header" }, "query \u2193  key \u2192");
       var big = document.createElement("canvas");
       big.width = w;
       big.height = h;

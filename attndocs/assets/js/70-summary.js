@@ -24,9 +24,8 @@ function summaryView(fig) {
     fig.body.appendChild(kit.note("No head statistics:", "this figure's payload was built without them."));
     return { update: function () {} };
   }
-  fig.defineState({ stat: "entropy", layout: "grid" }, {
-    stat: STATS.map(function (s) { return s.key; }), layout: ["grid", "table"],
-  });
+  // Defaults and allowed values come from attndocs/state.py (SUMMARY_STATS, SUMMARY_LAYOUTS).
+  fig.defineState(["stat", "layout"]);
   var names = header.sectionOrder.filter(function (n) { return analysis[n]; });
   // A link may only open a section that has statistics.
   fig.defineState({}, { section: names });
@@ -78,6 +77,25 @@ function summaryView(fig) {
   var detail = el("div", { class: "attndocs-sdetail" });
   fig.body.appendChild(help);
   fig.body.appendChild(el("div", { class: "attndocs-summary" }, [main, detail]));
+  var explain = attndocs.explain, tip = explain.tip(fig);
+  var statKey = explain.key(fig, fig.body), miniKey = null;
+  statKey.el.classList.add("attndocs-slegend");
+  function cellTip(node, e) {
+    var s = stat(), text = "Layer " + node.getAttribute("data-layer") + ", head " + node.getAttribute("data-head") + ": " +
+      s.label + " " + node.textContent + (s.unit && s.unit !== "share" ? " " + s.unit : "");
+    if (e) tip.show(text, e.clientX, e.clientY);
+    else tip.showBy(node, text);
+  }
+  main.addEventListener("mousemove", function (e) {
+    var node = e.target.closest ? e.target.closest(".attndocs-scell") : null;
+    if (node) cellTip(node, e);
+    else tip.hide();
+  });
+  main.addEventListener("mouseleave", function () { tip.hide(); });
+  main.addEventListener("focusin", function (e) {
+    if (e.target.classList.contains("attndocs-scell") && e.target.matches(":focus-visible")) cellTip(e.target, null);
+  });
+  main.addEventListener("focusout", function () { tip.hide(); });
 
   function open(layer, head) {
     fig.setState({ layer: layer, heads: [head] });
@@ -111,7 +129,7 @@ function summaryView(fig) {
     var now = openHead();
     var grid = el("div", {
       class: "attndocs-sgrid", role: "grid", "aria-label": s.label + " per layer (rows) and head (columns)",
-      style: "grid-template-columns:auto repeat(" + d.heads.length + ",minmax(2.8em,4.5em))",
+      style: "grid-template-columns:auto repeat(" + d.heads.length + ",minmax(max-content,4.5em))",
     });
     grid.appendChild(el("div", { class: "attndocs-scorner", role: "presentation", text: "layer \\ head" }));
     d.heads.forEach(function (h) { grid.appendChild(el("div", { class: "attndocs-shead", role: "columnheader", text: String(h) })); });
@@ -143,14 +161,10 @@ function summaryView(fig) {
       },
       onEnter: function (node) { open(+node.getAttribute("data-layer"), +node.getAttribute("data-head")); },
     });
-    var legend = el("div", { class: "attndocs-slegend" }, [
-      el("span", { text: util.fmt(r[0]) }),
-      el("span", { class: "attndocs-sramp", style: "background:linear-gradient(to right," + colors.bg + "," + colors.accent + ")" }),
-      el("span", { text: util.fmt(r[1]) + (s.unit ? " " + s.unit : "") }),
-    ]);
+    statKey.set({ label: "colour: " + s.label.toLowerCase() + (s.unit ? " (" + s.unit + ")" : ""), lo: r[0], hi: r[1], from: colors.bg, to: colors.accent });
     main.textContent = "";
     main.appendChild(grid);
-    main.appendChild(legend);
+    main.appendChild(statKey.el);  // under the grid it explains (the table has no colours)
     // Keep keyboard focus on the opened head after a redraw.
     var focusIndex = d.layers.indexOf(now.layer) * nh + d.heads.indexOf(now.head);
     grid.querySelectorAll(".attndocs-scell").forEach(function (node, i) { node.tabIndex = i === focusIndex ? 0 : -1; });
@@ -245,6 +259,7 @@ function summaryView(fig) {
     var values = fig.attn(name, now.layer, now.head), colors = fig.colors();
     var vmax = 0;
     for (var i = 0; i < values.length; i++) if (values[i] > vmax) vmax = values[i];
+    vmax = explain.full(fig, vmax);  // 1 on the fixed scale: a flat head stays pale
     var ramp = kit.ramp(colors.bg, colors.accent), masked = kit.rgb(colors.grid).concat([110]);
     var image = kit.image(cols, rows, function (x, y) {
       if (info.causal && x >= kit.keptColumns(rows, cols, y)) return masked;
@@ -261,6 +276,9 @@ function summaryView(fig) {
     detail.appendChild(el("h4", { class: "attndocs-stitle", text: "Layer " + now.layer + " \u00b7 head " + now.head }));
     detail.appendChild(el("div", { class: "attndocs-sminibox", title: "rows: query tokens, columns: key tokens" }, [canvas]));
     detail.appendChild(list);
+    if (miniKey) detail.appendChild(miniKey.el);
+    else miniKey = explain.key(fig, detail);
+    miniKey.set({ label: "heatmap: attention weight", lo: 0, hi: vmax, from: colors.bg, to: colors.accent });
     detail.lastImage = { image: image, w: cols * cell, h: rows * cell };
   }
 
@@ -281,8 +299,14 @@ function summaryView(fig) {
       }
       if ("stat" in changes) statCtl.set(stat().key);
       if ("layout" in changes) layoutCtl.set(fig.state.layout);
-      if ("section" in changes || "stat" in changes || "layout" in changes || "layer" in changes || "heads" in changes) render();
+      if ("section" in changes || "stat" in changes || "layout" in changes || "layer" in changes || "heads" in changes || "scale" in changes) render();
     },
+    exportLabel: function () {
+      var now = openHead();
+      return (header.sectionOrder.length > 1 ? kit.sectionLabel(fig.state.section) + " \u00b7 " : "") + stat().label +
+        " of every head \u00b7 open: layer " + now.layer + ", head " + now.head;
+    },
+    exportLayer: function () { return openHead().layer; },
     toSVG: function () {
       var d = data(), s = stat(), colors = fig.colors(), r = range(s.key), ramp = kit.ramp(colors.bg, colors.accent);
       var cw = 44, ch = 24, left = 40, top = 50, now = openHead();
@@ -290,6 +314,7 @@ function summaryView(fig) {
       var width = gridW + 30 + mini.w + 10, height = Math.max(top + d.layers.length * ch, top + mini.h) + 20;
       var svg = util.svgDoc(width, height, colors);
       svg.add("text", { x: 8, y: 18, fill: colors.fg }, kit.sectionLabel(fig.state.section) + " \u00b7 " + s.label + (s.unit ? " (" + s.unit + ")" : ""));
+      svg.add("text", { x: left - 6, y: top - 6, fill: colors.muted, "text-anchor": "end", "font-size": 10, class: "attndocs-export-header" }, "layer \\ head");
       d.heads.forEach(function (h, hi) {
         svg.add("text", { x: left + (hi + 0.5) * cw, y: top - 6, fill: colors.muted, "text-anchor": "middle" }, String(h));
       });
