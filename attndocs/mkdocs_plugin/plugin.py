@@ -5,13 +5,17 @@ How a build goes:
 1. ``on_config`` turns the plugin's keys into SiteSettings and, when pymdownx.superfences
    is on, registers ``attention`` as one of its custom fences (next to mermaid and the like).
 2. Each page's blocks are found by :mod:`attndocs.fence` and stood in for by tokens: by the
-   superfences formatter, or, without superfences, in ``on_page_markdown`` before Markdown
-   sees the page. Nothing is computed yet.
-3. ``on_env`` (after every page is read, before any is written) runs the pipeline once for
+   superfences formatter, or, without superfences, in ``on_page_markdown`` (run last, so
+   other plugins see the author's blocks) before Markdown sees the page. Nothing is computed yet.
+3. ``on_page_content``, before any other plugin's, swaps each token for a stand-in: the
+   figure's caption in an element that carries no token. Other plugins (search indexes,
+   llms.txt writers, link checkers) see that caption and never a token. The page's named
+   figures become anchors MkDocs' link validation knows.
+4. ``on_env`` (after every page is read, before any is written) runs the pipeline once for
    the whole build, so each model loads once and its misses are computed together, renders
    every figure, and logs warnings as ``page:line: message`` (fatal under ``--strict``).
-4. ``on_page_context``, after the search plugins have indexed the page (they see each
-   figure's caption, not its markup), puts the figures in place of their tokens and the
+5. ``on_page_context``, after the search plugins have indexed the page (they see each
+   figure's caption, not its markup), puts the figures in place of their stand-ins and the
    assets at the top of the pages that have figures.
 
 The plugin writes nothing into docs_dir: the assets are generated files of the build and
@@ -23,6 +27,7 @@ models stay in the process, so a rebuild after an edit computes only what change
 from __future__ import annotations
 
 import html
+import re
 import time
 from collections import deque
 from pathlib import Path
@@ -48,7 +53,7 @@ from ..fence import (
 )
 from ..options import FigureOptions, SiteSettings
 from ..pipeline import Pipeline
-from ..render import asset_files, asset_tags
+from ..render import asset_files, asset_tags, figure_id, link_name
 from ..text import terminal_safe
 from .config import AttndocsConfig, config_dir, site_settings
 
@@ -56,6 +61,14 @@ log = get_plugin_logger("attndocs")
 
 SUPERFENCES = "pymdownx.superfences"
 ASSET_DIR = "assets/attndocs/"
+
+# Above the conventional "first" (100) and below "last" (-100): even a plugin that asks to
+# be first or last on a page's Markdown or content never sees one of our tokens.
+BEFORE_ALL = 1000
+AFTER_ALL = -1000
+
+# A stand-in as written by _standin; other plugins may reorder its attributes or quotes.
+_STANDIN = re.compile(r"""<div\b[^>]*\bdata-attndocs-pending=["']?([0-9a-f]+-[0-9]+)["']?[^>]*>.*?</div>""", re.S)
 
 
 class AttndocsPlugin(BasePlugin[AttndocsConfig]):  # type: ignore[type-var]
@@ -74,7 +87,8 @@ class AttndocsPlugin(BasePlugin[AttndocsConfig]):  # type: ignore[type-var]
         self._superfences = False
         self._current: Page | None = None
         self._pending: deque[AttentionBlock] = deque()
-        self._final: dict[str, str] = {}  # page -> its content with figures and assets
+        self._standins: dict[str, str] = {}  # token -> the key of the stand-in that replaced it
+        self._final: dict[str, tuple[str, dict[str, str]]] = {}  # page -> (asset tags, stand-in key -> figure)
 
     # -- lifecycle ------------------------------------------------------------------------
     def on_startup(self, *, command: str, dirty: bool) -> None:
@@ -116,6 +130,7 @@ class AttndocsPlugin(BasePlugin[AttndocsConfig]):  # type: ignore[type-var]
             log.warning(terminal_safe(f"{page.file.src_uri}:{bad[0]}: {bad[1]}"))
         return normalise_newlines(text)
 
+    @event_priority(AFTER_ALL)  # others see the author's ```attention blocks, never our tokens
     def on_page_markdown(self, markdown: str, /, *, page: Page, config: MkDocsConfig, files: Files) -> str:
         self._pages[page.file.src_uri] = page
         if self._superfences:
@@ -140,10 +155,22 @@ class AttndocsPlugin(BasePlugin[AttndocsConfig]):  # type: ignore[type-var]
                 return self._batch.add(name, block)
         return self._batch.add_body(name, source)
 
+    @event_priority(BEFORE_ALL)  # tokens leave the page before any other plugin's hook sees it
     def on_page_content(self, html: str, /, *, page: Page, config: MkDocsConfig, files: Files) -> str:
         self._current = None
         self._pending.clear()
-        return html
+        src_uri = page.file.src_uri
+        figures = [f for f in self._batch.figures if f.page == src_uri]
+        if not figures:
+            return html
+        standins = {}
+        for figure in figures:
+            key = f"{self._batch.slots.nonce}-{len(self._standins) + 1}"
+            self._standins[figure.token] = key
+            standins[figure.token] = _standin(key, figure.options)
+        if page.present_anchor_ids is not None:
+            page.present_anchor_ids |= _anchors(figures)
+        return self._batch.slots.fill(html, standins)
 
     # -- placing figures ------------------------------------------------------------------
     def on_env(self, env: Any, /, *, config: MkDocsConfig, files: Files) -> Any:
@@ -161,15 +188,12 @@ class AttndocsPlugin(BasePlugin[AttndocsConfig]):  # type: ignore[type-var]
         out = batch.render(embed=self.settings.embed, file_prefix=prefix, page_budget=self.settings.page_budget)
         for problem in out.problems:
             log.warning(str(problem))  # Problem escapes what it quotes from the page
-        # Search plugins index page.content in on_page_context, and a figure's markup (its
-        # text fallback for readers without JavaScript, its token lists) is not prose anyone
-        # searches for. So until they have run, a page holds each figure's caption only;
-        # the figures go in after them.
-        captions = {f.token: _search_text(f.options) for f in batch.figures}
+        # Until the search plugins have indexed the pages (on_page_context), each figure
+        # stays a stand-in holding its caption: a figure's markup (its text fallback for
+        # readers without JavaScript, its token lists) is not prose anyone searches for.
         for src_uri in sorted(out.pages):
-            page = self._pages[src_uri]
-            self._final[src_uri] = asset_tags(prefix(src_uri)) + "\n" + batch.slots.fill(page.content or "", out.html)
-            page.content = batch.slots.fill(page.content or "", captions)
+            figures = {self._standins[f.token]: out.html[f.token] for f in batch.figures if f.page == src_uri and f.token in self._standins}
+            self._final[src_uri] = (asset_tags(prefix(src_uri)), figures)
         for name, data in {**asset_files(), **out.files}.items():
             files.append(File.generated(config, ASSET_DIR + name, content=data))
         loads = models_in_memory() - loads_before
@@ -180,8 +204,24 @@ class AttndocsPlugin(BasePlugin[AttndocsConfig]):  # type: ignore[type-var]
     @event_priority(-100)  # after every search plugin (default priority 0) has indexed the page
     def on_page_context(self, context: Any, /, *, page: Page, config: MkDocsConfig, nav: Any) -> Any:
         final = self._final.pop(page.file.src_uri, None)
-        if final is not None:
-            page.content = final
+        if final is None:
+            return context
+        tags, figures = final
+        placed: set[str] = set()
+
+        def place(match: re.Match[str]) -> str:
+            if match.group(1) not in figures:
+                return match.group(0)
+            placed.add(match.group(1))
+            return figures[match.group(1)]
+
+        content = _STANDIN.sub(place, page.content or "")
+        if len(placed) < len(figures):
+            log.warning(
+                f"{page.file.src_uri}: {len(figures) - len(placed)} figure(s) not placed: another plugin removed "
+                "or rewrote where they stood before attndocs could put them in"
+            )
+        page.content = tags + "\n" + content
         return context
 
     def on_post_build(self, *, config: MkDocsConfig) -> None:
@@ -189,8 +229,25 @@ class AttndocsPlugin(BasePlugin[AttndocsConfig]):  # type: ignore[type-var]
             raise PluginError(f"attndocs: {self.last.failed} figure(s) failed and raise_on_error is on")
 
 
-def _search_text(options: FigureOptions | None) -> str:
-    return f"<p>{html.escape(options.caption)}</p>" if options is not None and options.caption else ""
+def _standin(key: str, options: FigureOptions | None) -> str:
+    """What other plugins see of a figure until it is placed: its caption, in an element attndocs finds again."""
+    caption = f"<p>{html.escape(options.caption)}</p>" if options is not None and options.caption else ""
+    return f'<div class="attndocs-pending" data-attndocs-pending="{key}">{caption}</div>'
+
+
+def _anchors(figures: list[Any]) -> set[str]:
+    """What links to a page's named figures may say after ``#``: the name, and the figure's id.
+
+    Counted as render counts them (a repeated name gets ``-2``), so each anchor is one a
+    figure of the built page carries.
+    """
+    used: set[str] = set()
+    anchors: set[str] = set()
+    for figure in figures:
+        if figure.options is not None and figure.options.name:
+            fig_id = figure_id(figure.options, "", used)
+            anchors |= {fig_id, link_name(figure.options, fig_id) or fig_id}
+    return anchors
 
 
 def _comparable(text: str) -> str:

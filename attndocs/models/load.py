@@ -278,6 +278,45 @@ def offload_folder(ref: ModelRef) -> Path:
     return folder
 
 
+def quiet_third_party_progress() -> None:
+    """No progress bars from transformers or huggingface_hub: attndocs shows one counter of its own.
+
+    Their bars write fragments ending in carriage returns, which a CI log or a Sphinx status
+    stream shows as dozens of broken lines between attndocs' own.
+    """
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    try:
+        from huggingface_hub.utils import disable_progress_bars
+    except ImportError:
+        return
+    disable_progress_bars()
+
+
+@contextlib.contextmanager
+def gguf_conversion_quiet() -> Any:
+    """The GGUF reader's bar silenced for the conversion.
+
+    transformers' GGUF loader draws with tqdm directly (about 30 fragments for SmolLM2), not
+    through its own switchable bars, and tqdm reads its environment switch only at import.
+    """
+    import functools
+
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+    original = getattr(gguf_utils, "tqdm", None)
+    if original is None:  # a transformers that no longer draws a bar there
+        yield
+        return
+    gguf_utils.tqdm = functools.partial(original, disable=True)
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = original
+
+
 def _safe_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in name)[:64] or "model"
 
@@ -286,8 +325,7 @@ def _load(ref: ModelRef, device: str, dtype: str, device_map: DeviceMap | None, 
     import torch
     import transformers
 
-    transformers.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()  # attndocs reports progress itself
+    quiet_third_party_progress()
     try:
         if ref.alias == "smollm2":
             folder = converted_smollm2(Path(ref.path), ref.revision)
@@ -402,9 +440,10 @@ def converted_smollm2(gguf: Path, revision: str) -> Path:
 
         log.warning("attndocs: converting SmolLM2 from GGUF once (about 20 s); later loads are fast")
         tokenizer = transformers.AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = transformers.AutoModel.from_pretrained(
-            gguf.parent, gguf_file=gguf.name, attn_implementation="eager", dtype=torch.float32
-        )
+        with gguf_conversion_quiet():
+            model = transformers.AutoModel.from_pretrained(
+                gguf.parent, gguf_file=gguf.name, attn_implementation="eager", dtype=torch.float32
+            )
         state = {k: v.detach().to(torch.float32).contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
         config = model.config.to_dict()

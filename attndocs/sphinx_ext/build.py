@@ -3,7 +3,7 @@
 Reading a page only records its figures (the directive). After all pages are read, in
 the main process, ``env-updated`` hands every figure of the pages read in this build to
 the one :class:`~attndocs.pipeline.Pipeline`: hits come from the cache, misses are
-computed together per model (each model loaded once) with Sphinx's progress display.
+computed together per model (each model loaded once), with one progress counter over them all.
 Records stay in memory for writing; parallel write workers are forked after this point
 and inherit them, and anything not in memory is read back from the cache by its key.
 
@@ -280,8 +280,8 @@ def _add_stats(total: PipelineStats, more: PipelineStats) -> None:
 
 
 def _progress(done: int, total: int, message: str) -> None:
-    percent = int(100 * done / total) if total else 100
-    logger.info(bold("computing attention figures... ") + f"[{percent:3d}%] " + darkgreen(message))
+    # The same "[done/total]" counter as the other front-ends: figures, cached ones included.
+    logger.info(bold("attention figures: ") + f"[{done}/{total}] " + darkgreen(message))
 
 
 def build_summary(env: BuildEnvironment) -> str | None:

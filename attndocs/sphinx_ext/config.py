@@ -2,7 +2,8 @@
 
 Every SiteSettings field ``x`` becomes ``attention_x`` in conf.py with the same default;
 ``attention_override_admonition`` decides whether ``.. attention::`` is the figure
-directive or stays docutils' admonition. Values are checked when the builder starts, so
+directive or stays docutils' admonition; left unset, it is the figure directive and says
+so for every block that looks like an admonition. Values are checked when the builder starts, so
 a typo in conf.py stops the build at once with a message naming the setting.
 """
 
@@ -38,7 +39,9 @@ def add_config_values(app: Sphinx) -> None:
         default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
         app.add_config_value(config_name(f), default, _REBUILD.get(f.name, "env"))
     # True: `.. attention::` is the figure directive, replacing docutils' attention admonition.
-    app.add_config_value(OVERRIDE_ADMONITION, True, "env", types=frozenset({bool}))
+    # None (not set in conf.py) acts as True, and each `.. attention::` block without options
+    # (likely an existing admonition) gets an info line naming its place and this setting.
+    app.add_config_value(OVERRIDE_ADMONITION, None, "env", types=frozenset({bool, type(None)}))
 
 
 def site_settings(app: Sphinx) -> SiteSettings:

@@ -16,6 +16,7 @@ from sphinx.util.docutils import SphinxDirective
 
 from ..errors import OptionError
 from ..options import MAX_FIGURES_PER_PAGE, FigureOptions, figure_fields, option_name, too_many_figures
+from .config import OVERRIDE_ADMONITION
 from .nodes import attention_figure
 
 logger = logging.getLogger(__name__)
@@ -79,10 +80,27 @@ class AttentionDirective(SphinxDirective):
                 "attention figure: %s", exc, type="attndocs", subtype=exc.category, location=node
             )
         node["options"] = options
+        if self.name == "attention" and not raw and not self.arguments and self.config[OVERRIDE_ADMONITION] is None:
+            _note_possible_admonition(node)
         if options.name:
             self.options["name"] = options.name
             self.add_name(node)
         return [node]
+
+
+def _note_possible_admonition(node: attention_figure) -> None:
+    """An info line, not a warning: the block may well be a figure, and ``-W`` must stay clean.
+
+    A bare ``attention`` block is how docutils' admonition is written, so a site that added
+    the extension without choosing may be turning its admonitions into figures unawares.
+    """
+    logger.info(
+        "attndocs: this `attention` block has no figure options and is drawn as an attention figure; "
+        "if it is docutils' attention admonition, set %s = False in conf.py "
+        "(True keeps figures and silences this note)",
+        OVERRIDE_ADMONITION,
+        location=node,
+    )
 
 
 def _fallback_options(raw: dict[str, str], text: str) -> FigureOptions:

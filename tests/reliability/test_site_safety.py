@@ -479,7 +479,7 @@ class _FailingPipeline:
     def __init__(self, reasons: list[str]) -> None:
         self.reasons = reasons
 
-    def run(self, figures: list, qk: list | None = None) -> list:  # the Pipeline.run the builder calls
+    def run(self, figures: list, qk: list | None = None, *, counts: list | None = None) -> list:  # as Pipeline.run
         from attndocs.errors import CacheError
         from attndocs.pipeline import FigureResult
 
