@@ -57,7 +57,7 @@ def test_links_work_from_disk_and_the_theme_toggle_rethemes_figures(site, open_s
     other.goto(probe.page.url)
     other.wait_for_function(f"() => ({saved})() === 'dark'", timeout=15000)
     other.close()
-    probe.page.click("main >> text=Home")
+    probe.page.get_by_role("link", name="Home", exact=True).first.click()
     probe.page.wait_for_url("**/index.html")
     assert probe.page.evaluate("() => document.documentElement.getAttribute('data-theme')") == "dark"
 
