@@ -108,12 +108,18 @@ def test_each_option_is_drawn_at_first_paint(figure_page, synthetic_record):
     # Sentence filter A -> B and an unlocked token; the filter draws what the twin draws after a click.
     assert (opened[8]["filter"], opened[8]["token"], opened[8]["locked"]) == ("ab", "q9", False)
     assert opened[9]["scale"] == "fixed", "the default scale is one fixed 0-1 scale"
-    figs.nth(8).locator(".attndocs-lines").hover(position={"x": 1, "y": 1})
-    probe.page.mouse.move(1, 1)  # the unlocked token goes with the mouse, the filter stays
-    assert _state(probe, 8)["token"] is None
+    # The unlocked token follows the mouse, and comes back when the mouse leaves: the figure rests
+    # on its caption's point, not on every line.
+    figs.nth(8).locator('.attndocs-token[data-side="q"][data-index="2"]').hover()
+    assert _state(probe, 8)["token"] == "q2"
+    assert _canvas(probe, 8, LINES)["hash"] != filtered["hash"]
+    probe.page.mouse.move(1, 1)
+    assert _state(probe, 8)["token"] == "q9" and _state(probe, 8)["filter"] == "ab"
+    assert _canvas(probe, 8, LINES)["hash"] == filtered["hash"]
     assert 0 < filtered["painted"]
     figs.nth(9).locator('.attndocs-seg[data-value="ab"]').click()
-    assert _canvas(probe, 8, LINES)["hash"] == _canvas(probe, 9, LINES)["hash"]
+    figs.nth(9).locator('.attndocs-token[data-side="q"][data-index="9"]').hover()
+    assert _canvas(probe, 9, LINES)["hash"] == filtered["hash"]
 
 
 def test_the_views_offer_exactly_the_declared_values(figure_page, synthetic_record):

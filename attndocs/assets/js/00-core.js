@@ -541,6 +541,13 @@ Figure.prototype.uid = function (suffix) {
   return this.id + "-" + suffix;
 };
 
+// The token the figure comes back to when the pointer leaves it with nothing locked: the
+// author's opening token (option token without locked), on the section it was set for; else none.
+Figure.prototype.restingToken = function () {
+  var t = this._defaults.token;
+  return t && this.state.section === this._defaults.section ? { side: t.side, index: t.index } : null;
+};
+
 Figure.prototype.section = function (name) {
   return util.own(this.header.sections, name);
 };

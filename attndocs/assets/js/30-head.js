@@ -485,7 +485,7 @@ attndocs.components.lines = function (fig, host, opts) {
   });
   box.addEventListener("mouseleave", function () {
     tip.hide();
-    if (!fig.state.locked) fig.setState({ token: null });
+    if (!fig.state.locked) fig.setState({ token: fig.restingToken() });
   });
   box.addEventListener("mousemove", function (e) {
     var hit = tokenOf(e.target) ? null : lineAt(e);
@@ -553,7 +553,7 @@ attndocs.components.lines = function (fig, host, opts) {
   });
   box.addEventListener("focusout", function (e) {
     // Tabbing out of the token columns ends a keyboard selection, as leaving with the mouse does.
-    if (!box.contains(e.relatedTarget) && !fig.state.locked && fig.state.token) fig.setState({ token: null });
+    if (!box.contains(e.relatedTarget) && !fig.state.locked && fig.state.token) fig.setState({ token: fig.restingToken() });
   });
   function columnKeys(e, i, list) {
     var side = list[i].getAttribute("data-side");

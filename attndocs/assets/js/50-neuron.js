@@ -300,7 +300,7 @@ function neuronView(fig) {
       fig.setState({ token: { side: "q", index: +target.getAttribute("data-index") } });
     });
     queries.addEventListener("mouseleave", function () {
-      if (!fig.state.locked && fig.state.token) fig.setState({ token: null });
+      if (!fig.state.locked && fig.state.token) fig.setState({ token: fig.restingToken() });
     });
     queries.addEventListener("click", function (e) {
       var target = e.target.closest ? e.target.closest(".attndocs-token") : null;

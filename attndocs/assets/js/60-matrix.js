@@ -235,7 +235,7 @@ function matrixView(fig) {
     canvas.addEventListener("mouseleave", function () {
       hover = null;
       tip.hide();
-      if (!fig.state.locked) fig.setState({ token: null });
+      if (!fig.state.locked) fig.setState({ token: fig.restingToken() });
       paint();
     });
     canvas.addEventListener("click", function (e) {
@@ -269,7 +269,7 @@ function matrixView(fig) {
         fig.setState({ token: { side: t.getAttribute("data-side"), index: +t.getAttribute("data-index") } });
       });
       container.addEventListener("mouseleave", function () {
-        if (!fig.state.locked && fig.state.token) fig.setState({ token: null });
+        if (!fig.state.locked && fig.state.token) fig.setState({ token: fig.restingToken() });
       });
       container.addEventListener("click", function (e) {
         var t = e.target.closest ? e.target.closest(".attndocs-token") : null;
