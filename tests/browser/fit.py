@@ -201,3 +201,19 @@ def landing_error(page: Any, name: str) -> float:
     page.wait_for_timeout(300)
     where = page.locator(f'.attndocs-figure[data-attndocs-name="{name}"]').evaluate(_COVERED_JS)
     return abs(where["top"] - where["covered"])
+
+
+def problems_at_widths(open_probe: Any, page: str) -> list[str]:
+    """:func:`fit_problems` and the probe's own (console errors) for ``page`` at every width of
+    :data:`WIDTHS`, each in a fresh page: ``open_probe(page, width)`` gives a site probe."""
+    problems: list[str] = []
+    for width in WIDTHS:
+        probe = open_probe(page, width)
+        probe.context.add_init_script(RESERVED_INIT)
+        try:
+            probe.goto()
+            problems += [f"{width} px: {p}" for p in fit_problems(probe.page)]
+            problems += probe.problems()
+        finally:
+            probe.close()
+    return problems

@@ -18,7 +18,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "browser"))
 
-from fit import RESERVED_INIT, WIDTHS, fit_problems, landing_error, links_page, views_page, wide_bert  # noqa: E402
+from fit import landing_error, links_page, problems_at_widths, views_page, wide_bert  # noqa: E402
 from site_probe import SiteProbe  # noqa: E402
 
 pytestmark = pytest.mark.browser
@@ -62,16 +62,7 @@ def _probe(chromium, site: Path, page: str, width: int) -> SiteProbe:
 
 @pytest.mark.parametrize("theme", ["mkdocs", "material"])
 def test_every_view_fits_the_theme_column_at_every_width(fit_sites, chromium, theme):
-    problems = []
-    for width in WIDTHS:
-        probe = _probe(chromium, fit_sites[theme], "views/index.html", width)
-        probe.context.add_init_script(RESERVED_INIT)
-        try:
-            probe.goto()
-            problems += [f"{width} px: {p}" for p in fit_problems(probe.page)]
-            problems += probe.problems()
-        finally:
-            probe.close()
+    problems = problems_at_widths(lambda page, width: _probe(chromium, fit_sites[theme], page, width), "views/index.html")
     assert not problems, f"{theme}:\n" + "\n".join(problems)
 
 

@@ -19,7 +19,10 @@ def _notes(app) -> list[tuple[str, int]]:
     return [(m["where"], int(m["line"])) for m in NOTE.finditer(plain(app.status.getvalue()))]
 
 
-def test_an_unchosen_setting_notes_each_bare_attention_block_and_w_stays_clean(build, tmp_path):
+def test_an_unchosen_setting_notes_each_bare_attention_block_and_w_stays_clean(build, tmp_path, monkeypatch):
+    # Under CI=true Sphinx redraws its "reading sources" line with ESC[2K and CR, so a note logged
+    # while reading shares that line; without colour each message has a line of its own.
+    monkeypatch.setenv("NO_COLOR", "1")
     srcdir = tmp_path / "furo-like"
     srcdir.mkdir()
     (srcdir / "conf.py").write_text('extensions = ["attndocs.sphinx_ext", "myst_parser"]\nexclude_patterns = ["_build"]\n')
