@@ -17,6 +17,8 @@ from attndocs.payload import (
     decode_body,
     decode_qk,
     dequantize_attention,
+    from_byte_planes,
+    part_locations,
     quantize_attention,
     script_json,
     triangle_mask,
@@ -316,9 +318,16 @@ def test_chunk_0_holds_what_the_first_view_draws(split, view):
     if view == "neuron":
         # Its weights are the softmax of the scores it shows: vectors, and no attention, ship.
         assert "attn" not in blocks
-        for name in ("query", "key"):
-            assert chunk_of(blocks[name], first) == 0
-            assert [k for k in range(12) if chunk_of(blocks[name], k) == 0] == [first]
+        assert [k for k in range(12) if chunk_of(blocks["key"], k) == 0] == [first]
+        # Of the first head's queries only the row the view opens on ships first (an encoder: row 0);
+        # the rest of them are a chunk of their own.
+        assert [k for k in range(12) if chunk_of(blocks["query"], k) == 0] == []
+        assert chunk_of(blocks["query"], first) not in (0, chunk_of(blocks["key"], first + 1))
+        row = blocks["queryRow"]
+        assert (row["layer"], row["head"], row["row"], chunk_of(row, 0)) == (1, 2, 0, 0)
+        body = decode_body(payload.header, payload.shipped)
+        shipped = from_byte_planes(np.frombuffer(body[0], np.uint8, count=row["part"], offset=part_locations(row)[0][1]))
+        np.testing.assert_array_equal(shipped, record.sections["encoder"].query[1, 2, 0])
         assert chunk_of(blocks["bias"], 2) == 0  # shared by every layer: one part per head
     if view != "model":  # at 9 tokens the overview is every weight: as large as the rest
         assert len(payload.shipped[0]) < len(payload.encoded) / 4

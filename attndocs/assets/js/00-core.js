@@ -91,7 +91,8 @@
 //    fig.overview(section, layer, head) -> {codes: Uint8Array(R*C), rows: R, cols: C,
 //                   rowEdges, colEdges}: the head max-pooled to bins (bin b holds tokens
 //                   rowEdges[b] .. rowEdges[b+1]-1), for thumbnails
-//    fig.qk(section, layer, head) -> {q: Float32Array(rows*d), k: Float32Array(cols*d), d,
+//    fig.qk(section, layer, head, row?) -> {q: Float32Array(rows*d), k: Float32Array(cols*d), d,
+//                   rowOnly: null, or `row` when only that query row is loaded yet,
 //                   bias: Float32Array(rows*cols) | null, scale} or null when the payload
 //                   has no query/key (see header.neuron.reason) or it is not loaded. Logits
 //                   are scale * q.k + bias (+ causal mask).
@@ -600,12 +601,13 @@ Figure.prototype.attn = function (section, layer, head) {
   return this._remember(key, out, out.byteLength);
 };
 
-Figure.prototype.qk = function (section, layer, head) {
+Figure.prototype.qk = function (section, layer, head, row) {
   var key = "k|" + section + "|" + layer + "|" + head;
   var hit = this._recall(key);
   if (hit) return hit;
-  var value = attndocs._qk(this, section, layer, head);
+  var value = attndocs._qk(this, section, layer, head, row);
   if (!value) return null;
+  if (value.rowOnly != null) return value;  // one query row, until the head's queries load
   var bytes = value.q.byteLength + value.k.byteLength + (value.bias ? value.bias.byteLength : 0);
   return this._remember(key, value, bytes);
 };

@@ -236,8 +236,9 @@ function asList(x) {
 // Chunk indices holding what a view needs: what is "attn" | "qk" | "top" | "overview" (of
 // section `name`, `layer`, one head or a list) or "extra" (`name` = the extra, `layer` = the
 // part: a layer slot of a 3-d extra, or null for every part). Empty when the payload has no
-// such block (top weights and overviews ship only with large figures).
-attndocs._chunksFor = function (fig, what, name, layer, heads) {
+// such block (top weights and overviews ship only with large figures). For "qk", `row` (a
+// query row) asks only for what drawing that row needs.
+attndocs._chunksFor = function (fig, what, name, layer, heads, row) {
   var out = [];
   function add(block, k) {
     if (!block) return;
@@ -261,10 +262,10 @@ attndocs._chunksFor = function (fig, what, name, layer, heads) {
       var where = top && top[info.heads.indexOf(head)];
       if (where && out.indexOf(where[0]) < 0) out.push(where[0]);
     } else if (what === "qk" && info.hasQK) {
-      add(blocks.query, slot);
+      // With a row the first view's queries ship alone (queryRow), that row is all a drawing needs.
+      if (servesRow(info, layer, head, row)) add(blocks.queryRow, 0);
+      else add(blocks.query, slot);
       add(blocks.key, slot);
-      add(blocks.queryScale, 0);
-      add(blocks.keyScale, 0);
       if (blocks.bias) add(blocks.bias, blocks.bias.sharedLayers ? info.heads.indexOf(head) : slot);
     }
   });
@@ -346,22 +347,47 @@ function float16(bits) {
   return sign * Math.pow(2, exp - 15) * (1 + frac / 1024);
 }
 
-attndocs._qk = function (fig, name, layer, head) {
+// The first query row a neuron view opens on ships alone in chunk 0 ("queryRow"; the rest of
+// that head's queries follow in a chunk of their own): whether it is (layer, head, row).
+function servesRow(info, layer, head, row) {
+  var r = info.blocks.queryRow;
+  return !!r && row != null && r.layer === layer && r.head === head && r.row === row;
+}
+
+// With `row`, the query vectors may be that row alone: q then holds it at its place (the other
+// rows are zero) and the result says rowOnly: row. Such a partial result is not cached.
+attndocs._qk = function (fig, name, layer, head, row) {
   var info = sectionInfo(fig, name);
   if (!info.hasQK) return null;
   var slot = slotOf(info, layer, head), hi = info.heads.indexOf(head);
   var d = info.d, rows = info.shape[0], cols = info.shape[1], blocks = info.blocks;
-  // float32, little-endian, as the model computed them (read through a DataView: any byte order).
-  function vectors(block, n) {
-    var bytes = partBytes(fig, block, slot);
+  // float32, as the model computed them, shipped as four byte planes (payload.byte_planes:
+  // every value's first byte, then every second ...), put back together little-endian.
+  function vectors(block, n, part) {
+    var bytes = partBytes(fig, block, part == null ? slot : part);
     if (!bytes) return null;
-    var dv = view(bytes), out = new Float32Array(n * d);
-    for (var i = 0; i < out.length; i++) out[i] = dv.getFloat32(i * 4, true);
+    var count = n * d, joined = new Uint8Array(4 * count);
+    for (var i = 0; i < count; i++) {
+      joined[4 * i] = bytes[i];
+      joined[4 * i + 1] = bytes[count + i];
+      joined[4 * i + 2] = bytes[2 * count + i];
+      joined[4 * i + 3] = bytes[3 * count + i];
+    }
+    var dv = view(joined), out = new Float32Array(count);
+    for (i = 0; i < count; i++) out[i] = dv.getFloat32(i * 4, true);
     return out;
   }
-  var q = vectors(blocks.query, rows), k = vectors(blocks.key, cols);
+  var q = vectors(blocks.query, rows), k = vectors(blocks.key, cols), rowOnly = null;
+  if (!q && servesRow(info, layer, head, row)) {
+    var one = vectors(blocks.queryRow, 1, 0);
+    if (one) {
+      q = new Float32Array(rows * d);
+      q.set(one, row * d);
+      rowOnly = row;
+    }
+  }
   if (!q || !k) return null;
-  var result = { q: q, k: k, d: d, bias: null, scale: info.scale };
+  var result = { q: q, k: k, d: d, bias: null, scale: info.scale, rowOnly: rowOnly };
   if (blocks.bias) {
     var raw = partBytes(fig, blocks.bias, blocks.bias.sharedLayers ? hi : slot);
     if (!raw) return null;

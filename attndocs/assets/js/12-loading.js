@@ -10,9 +10,9 @@
 
 var Figure = attndocs.Figure;
 
-Figure.prototype.missing = function (what, section, layer, heads) {
+Figure.prototype.missing = function (what, section, layer, heads, row) {
   var store = this._store;
-  return attndocs._chunksFor(this, what, section, layer, heads).filter(function (c) { return !store.has(c); });
+  return attndocs._chunksFor(this, what, section, layer, heads, row).filter(function (c) { return !store.has(c); });
 };
 
 Figure.prototype.ships = function (what, section, layer, head) {

@@ -215,7 +215,7 @@ function neuronView(fig) {
     var rows = s.shape[0], cols = s.shape[1];
     var qTokens = fig.tokens(s.rows), kTokens = fig.tokens(s.cols);
     var qSpecial = header.sides[s.rows].special, kSpecial = header.sides[s.cols].special;
-    var probe = fig.qk(name, fig.state.layer, kit.headOf(fig));
+    var probe = fig.qk(name, fig.state.layer, kit.headOf(fig), currentQuery());
     var d = probe.d, hasBias = !!probe.bias;
     var cw = vectorCell(d, hasBias);
     var blockW = d * cw, width = 2 * blockW + GAP;
@@ -355,7 +355,7 @@ function neuronView(fig) {
   // other. Extraction checked these vectors against the model's attention (within 1e-4); the
   // page ships no attention for this view: its weights are these.
   function compute() {
-    var s = section(), v = fig.qk(fig.state.section, fig.state.layer, kit.headOf(fig));
+    var s = section(), v = fig.qk(fig.state.section, fig.state.layer, kit.headOf(fig), currentQuery());
     var rows = s.shape[0], cols = s.shape[1], d = v.d;
     var i = Math.min(currentQuery(), rows - 1);
     var kept = s.causal ? kit.keptColumns(rows, cols, i) : cols;
@@ -483,7 +483,11 @@ function neuronView(fig) {
 
   function render() {
     var name = fig.state.section, layer = fig.state.layer, head = kit.headOf(fig);
-    var need = fig.missing("qk", name, layer, head);
+    // The query row drawn is all that must be here: the first paint ships only that row of the
+    // first head's queries, and the rest of them load right after it (a hover seldom waits).
+    var need = fig.missing("qk", name, layer, head, currentQuery());
+    var rest = fig.missing("qk", name, layer, head);
+    if (!need.length && rest.length) fig.load(rest).then(function () { if (layout) render(); }, function () {});
     if (!fig.ready("neuron", need, "Loading layer " + layer + ", head " + head + "\u2026", render, hide)) return false;
     root.classList.remove(kit.WAITING);
     info.classList.remove(kit.WAITING);
