@@ -1168,8 +1168,12 @@ def _format_line(meta: dict[str, str]) -> str:
     schema = meta.get("schema", "")
     if schema == str(OLD_SCHEMA):
         return f"float32, schema {schema} (written by an older attndocs; `attndocs cache verify --fix` rewrites it compact)"
-    storage = meta.get("storage", "")
-    vectors = "float16 (an older attndocs; a neuron figure recomputes it)" if '"vectors":"float16"' in storage else "float32"
+    try:
+        storage = json.loads(meta.get("storage") or "{}")
+    except ValueError:
+        storage = {}
+    older = isinstance(storage, dict) and storage.get("vectors") == "float16"
+    vectors = "float16 (an older attndocs; a neuron figure recomputes it)" if older else "float32"
     return f"compact, schema {escape_text(schema)}: attention 8-bit square-root codes, query/key {vectors}"
 
 

@@ -32,15 +32,15 @@ _CHUNK = 1 << 20
 def quantize_attention(weights: np.ndarray) -> np.ndarray:
     """Probabilities in [0, 1] -> uint8 codes ``round(255 * sqrt(a))``; non-zero never -> 0.
 
-    The same companding as the page payload (payload.quantize_attention; a test keeps the two
-    equal): linear 8 bits would lose every weight below 1/510.
+    The page payload ships these codes too (payload.py uses this function): linear 8 bits
+    would lose every weight below 1/510.
     """
     a = np.asarray(weights)
     codes = np.empty(a.shape, dtype=np.uint8)
     flat_in, flat_out = a.reshape(-1), codes.reshape(-1)
     # A small working buffer reused chunk by chunk, changed in place: at BERT-base size
-    # (37.7 M weights) about a fifth of the time of the payload's out-of-place version,
-    # which allocates five full-size float arrays; the codes are equal.
+    # (37.7 M weights) about a fifth of the time of an out-of-place version, which allocates
+    # five full-size float arrays.
     work = np.empty(min(flat_in.size, _CHUNK), dtype=np.float32)
     for start in range(0, flat_in.size, _CHUNK):
         x = work[: min(_CHUNK, flat_in.size - start)]

@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from .compact import dequantize_attention, kept_columns, quantize_attention, triangle_mask
 from .errors import OptionError
 from .options import FigureOptions
 from .record import SECTION_NAMES, AttentionRecord, Section
@@ -59,38 +60,8 @@ SMALL_PAYLOAD = 2 * 1024 * 1024  # bytes of codes compressed at zlib's level 6 (
 
 
 # -- quantisation -------------------------------------------------------------------------
-def quantize_attention(weights: np.ndarray) -> np.ndarray:
-    """Probabilities in [0, 1] -> uint8 codes ``round(255 * sqrt(a))``; non-zero never -> 0."""
-    # One float32 working array, changed in place: a BERT-base figure at 512 tokens is 38
-    # million weights, and every pass over them costs tens of milliseconds. fmax/fmin map
-    # NaN and -inf to 0 and +inf to 1 on the way.
-    a = np.fmax(weights, np.float32(0.0), dtype=np.float32)
-    np.fmin(a, np.float32(1.0), out=a)
-    # A weight too small for code 1 is raised to one that rounds to 1: it never vanishes.
-    np.maximum(a, _SMALLEST_KEPT, out=a, where=a > 0)
-    np.sqrt(a, out=a)
-    a *= np.float32(255.0)
-    np.rint(a, out=a)
-    return a.astype(np.uint8)
-
-
-_SMALLEST_KEPT = np.float32((0.6 / 255) ** 2)  # 255 * sqrt of it is 0.6, which rounds to code 1
-
-
-def dequantize_attention(codes: np.ndarray) -> np.ndarray:
-    """uint8 codes -> float32 probabilities ``(q / 255) ** 2``."""
-    x = np.asarray(codes, dtype=np.float32) / 255.0
-    return x * x
-
-
-def kept_columns(rows: int, cols: int) -> np.ndarray:
-    """How many leading columns row ``i`` of a causal section keeps (its allowed keys)."""
-    return np.clip(np.arange(rows) + 1 + cols - rows, 0, cols)
-
-
-def triangle_mask(rows: int, cols: int) -> np.ndarray:
-    """Boolean ``[rows, cols]``: True where a causal section may attend."""
-    return np.arange(cols)[None, :] < kept_columns(rows, cols)[:, None]
+# The cache's codec (compact.py) is the page's: a page built from a cached record ships the very
+# codes the cache holds, and one implementation keeps the two from drifting apart.
 
 
 def compression_level(size: int) -> int:
@@ -727,28 +698,11 @@ def build_payload(
     selection = select_layers_heads(record, options)
     with_qk = (options.view == "neuron") if qk is None else qk
     order = sorted(record.sections, key=lambda n: _SECTION_ORDER.get(n, len(_SECTION_ORDER)))
-    # The matrix and summary views' aggregates and statistics (analysis.py) take as long as the
-    # attention's encoding at 512 tokens; they run beside it. Only whether the figure fits one chunk
-    # depends on them, and only a figure whose attention alone fits one chunk (a small one, whose
-    # aggregates take milliseconds) computes them first to decide it.
-    plan = _plan(record, options, selection, order, with_qk, {})
-    pending = None
-    if options.view in ("matrix", "summary") and not plan.single:
-        pending = ThreadPoolExecutor(max_workers=1)
-        extras_job = pending.submit(_analysis_extras, record, options)
-    else:
-        extras_arrays, analysis_json = _analysis_extras(record, options)
-        if extras_arrays:
-            plan = _plan(record, options, selection, order, with_qk, extras_arrays)
-    try:
-        writer = _ChunkWriter(plan.first, plan.single)
-        sections = {name: _encode_section(record, name, selection, plan, writer, with_qk) for name in order}
-        if pending is not None:
-            extras_arrays, analysis_json = extras_job.result()
-    finally:
-        if pending is not None:
-            pending.shutdown(wait=True)
+    extras_arrays, analysis_json = _analysis_extras(record, options)
     extras_arrays = {name: np.asarray(extras_arrays[name], dtype=np.float32) for name in sorted(extras_arrays)}
+    plan = _plan(record, options, selection, order, with_qk, extras_arrays)
+    writer = _ChunkWriter(plan.first, plan.single)
+    sections = {name: _encode_section(record, name, selection, plan, writer, with_qk) for name in order}
 
     extras = {}
     for name, array in extras_arrays.items():

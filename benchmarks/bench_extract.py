@@ -66,6 +66,15 @@ class Shape:
     about: str
 
 
+# Both grouped-query Llama shapes in --small form: one tiny model (two layers, 8 heads, 2 kv heads).
+_SMALL_LLAMA = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 8,
+    "num_key_value_heads": 2,
+}
+
 SHAPES: dict[str, Shape] = {
     "bert-base": Shape(
         "bert-base",
@@ -133,32 +142,8 @@ SMALL_SHAPES: dict[str, Shape] = {
         "small",
     ),
     "gpt2": Shape("gpt2", "gpt2", {"n_embd": 64, "n_layer": 2, "n_head": 4, "n_positions": 128}, 128, "small"),
-    "llama-1b": Shape(
-        "llama-1b",
-        "llama",
-        {
-            "hidden_size": 64,
-            "intermediate_size": 128,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 8,
-            "num_key_value_heads": 2,
-        },
-        4096,
-        "small",
-    ),
-    "llama-8b": Shape(
-        "llama-8b",
-        "llama",
-        {
-            "hidden_size": 64,
-            "intermediate_size": 128,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 8,
-            "num_key_value_heads": 2,
-        },
-        4096,
-        "small",
-    ),
+    "llama-1b": Shape("llama-1b", "llama", _SMALL_LLAMA, 4096, "small"),
+    "llama-8b": Shape("llama-8b", "llama", _SMALL_LLAMA, 4096, "small"),
 }
 
 

@@ -246,14 +246,12 @@ def test_long_flat_rows_pass_with_the_slack_companding_needs_and_only_then():
 def test_the_cache_quantiser_is_the_payloads():
     from attndocs import compact, payload
 
-    rng = np.random.default_rng(3)
-    weights = np.concatenate(
-        [rng.random(100_000, dtype=np.float32), rng.random(1000, dtype=np.float32) * 1e-5,
-         np.array([0, 1, 1e-9, -0.1, 1.5, np.nan, np.inf, -np.inf], np.float32), np.linspace(0, 1, 3_000_000, dtype=np.float32)]
-    )
-    assert np.array_equal(compact.quantize_attention(weights), payload.quantize_attention(weights))
+    # One codec: what the cache stores is what a page ships.
+    assert payload.quantize_attention is compact.quantize_attention
+    assert payload.dequantize_attention is compact.dequantize_attention
+    weights = np.array([0, 1, 1e-9, -0.1, 1.5, np.nan, np.inf, -np.inf, 0.25], np.float32)
+    assert compact.quantize_attention(weights).tolist() == [0, 255, 1, 0, 255, 0, 255, 0, 128]
     codes = np.arange(256, dtype=np.uint8)
-    assert np.array_equal(compact.dequantize_attention(codes), payload.dequantize_attention(codes))
     # Every code survives a round trip: a page built from a cached record ships the same codes.
     assert np.array_equal(compact.quantize_attention(compact.dequantize_attention(codes)), codes)
     assert compact.quantize_attention(np.float32([1e-9]))[0] == 1  # no weight the model gave vanishes
