@@ -8,7 +8,7 @@ from __future__ import annotations
 __version__ = "0.1.0.dev0"
 
 # The notebook API, loaded on first use so `import attndocs` stays cheap (no numpy, no jinja2).
-_LAZY = {"head_view": "notebook", "model_view": "notebook", "neuron_view": "notebook"}
+_LAZY = {"head_view": "notebook", "model_view": "notebook", "neuron_view": "notebook", "figure": "notebook"}
 __all__ = ["__version__", *_LAZY]
 
 

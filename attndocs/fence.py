@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import AttndocsError, OptionError
-from .options import MAX_FIGURES_PER_PAGE, FigureOptions, figure_fields, option_name, too_many_figures
+from .options import MAX_FIGURES_PER_PAGE, FigureOptions, figure_fields, option_name, record_identity, too_many_figures
 from .pipeline import FigureResult, Pipeline
 from .render import over_budget, render_figure, render_placeholder
 from .text import terminal_safe
@@ -418,7 +418,7 @@ def models_in_memory() -> int:
 
 def _extraction_key(options: FigureOptions) -> tuple:
     # What the pipeline's cache key depends on; figures that share it share one record.
-    return (options.model, options.revision, options.text, options.text_b, options.target, options.max_tokens)
+    return record_identity(options)
 
 
 class FigureBatch:

@@ -1,4 +1,4 @@
-"""BertViz-compatible notebook API: head_view, model_view and neuron_view for Jupyter.
+"""Notebook API: BertViz-compatible head_view, model_view and neuron_view, and figure() for any page option.
 
 ``from attndocs import head_view, model_view`` replaces ``from bertviz import ...``: the
 functions take BertViz's argument names and meanings (an attention tuple with tokens,
@@ -14,13 +14,13 @@ Attention may be torch tensors or numpy arrays; tensors are converted by duck ty
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from .errors import InputError, OptionError
-from .options import FigureOptions
+from .options import FigureOptions, SiteSettings
 from .record import AttentionRecord, Section, Side
 from .render import inline_assets_html, render_figure, render_page
 
@@ -319,3 +319,29 @@ def neuron_view(
     heads = [head] if head is not None else None
     options = _options("neuron", layer, heads, None, None, display_mode)
     return _show(record, options, html_action, "Attention neuron view")
+
+
+def figure(
+    text: str,
+    *,
+    model: str | None = None,
+    view: str = "head",
+    settings: SiteSettings | Mapping[str, Any] | None = None,
+    html_action: str = "view",
+    **options: Any,
+) -> AttentionHTML | None:
+    """Any figure a page can hold, from a notebook: the same options, the same cache.
+
+    ``figure("The cat sat on the mat.", model="minilm", view="matrix", token="cat")`` is
+    the ``attention`` block with those options (underscored names: ``text_b``,
+    ``include_layers`` ...). The model runs once per text and the record is cached under
+    ``settings``' cache dir (default ``.cache/attndocs`` in the working folder), exactly
+    as a documentation build caches it. ``settings`` takes the site settings (a
+    :class:`SiteSettings` or a mapping such as ``{"device": "cuda"}``).
+    """
+    from .pipeline import Pipeline
+
+    figure_options = FigureOptions.from_mapping({"text": text, "model": model, "view": view, **options})
+    site = settings if isinstance(settings, SiteSettings) else SiteSettings.from_mapping(settings or {})
+    result = Pipeline(site).compute_one(figure_options, qk=figure_options.view == "neuron")
+    return _show(result.record, figure_options, html_action, "Attention figure")  # type: ignore[arg-type]

@@ -323,13 +323,17 @@ def _max_memory(value: Any) -> dict[int | str, int] | None:
 _max_memory.allowed = "none, or a mapping of devices (a GPU number, cpu) to sizes such as 20GiB or 500MB"  # type: ignore[attr-defined]
 
 
-def option(default: Any, parse: Callable[[Any], Any], help: str, *, content: bool = False, state: Any = None) -> Any:
+def option(
+    default: Any, parse: Callable[[Any], Any], help: str, *, content: bool = False, state: Any = None, record: bool = False
+) -> Any:
     """A dataclass field carrying its parser and help text in its metadata.
 
     A mutable default (dict) is given as a zero-argument callable and becomes a factory.
     ``state`` is the attndocs.state.StateKey a figure's opening-state option comes from.
+    ``record``: the option changes the record a figure is drawn from (its text, model,
+    generation, word merging ...); figures that agree on every such option share a record.
     """
-    metadata = {"parse": parse, "help": help, "content": content, "state": state}
+    metadata = {"parse": parse, "help": help, "content": content, "state": state, "record": record}
     if callable(default):
         return field(default_factory=default, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -434,14 +438,15 @@ class FigureOptions:
     filter, mode, lines, stat, layout, open, scale) come from attndocs.state.STATE_KEYS.
     """
 
-    text: str | None = option(None, _text, "The text the model reads (the block's content).", content=True)
+    text: str | None = option(None, _text, "The text the model reads (the block's content).", content=True, record=True)
     model: str | None = option(
-        None, _text_parser(MAX_PATH_CHARS, nonempty=True), "Model: a bundled alias (minilm, smollm2, bert2bert-minilm), a site alias, a hub id or a local folder. Default: the site's default model."
+        None, _text_parser(MAX_PATH_CHARS, nonempty=True), "Model: a bundled alias (minilm, smollm2, bert2bert-minilm), a site alias, a hub id or a local folder. Default: the site's default model.",
+        record=True,
     )
-    revision: str | None = option(None, _text_parser(MAX_REVISION_CHARS, nonempty=True), "Hub revision (branch, tag or commit) of the model; resolved to a commit and kept in the cache key.")
+    revision: str | None = option(None, _text_parser(MAX_REVISION_CHARS, nonempty=True), "Hub revision (branch, tag or commit) of the model; resolved to a commit and kept in the cache key.", record=True)
     view: str = option("head", _choice(VIEWS), "Which view to show: " + " | ".join(VIEWS) + ".")
-    text_b: str | None = option(None, _text, "Second sentence of a sentence pair (encoder models).")
-    target: str | None = option(None, _text, "Decoder text for encoder-decoder models (T5, BART, Marian, bert2bert).")
+    text_b: str | None = option(None, _text, "Second sentence of a sentence pair (encoder models).", record=True)
+    target: str | None = option(None, _text, "Decoder text for encoder-decoder models (T5, BART, Marian, bert2bert).", record=True)
     include_layers: tuple[int, ...] | None = option(None, _index_list, "Layers that ship at all (0-based). Default: every layer.")
     include_heads: tuple[int, ...] | None = option(None, _index_list, "Heads that ship at all (0-based). Default: every head.")
     display: str = option("auto", _choice(DISPLAYS), "Colour scheme: auto follows the page theme and prefers-color-scheme; light or dark force one.")
@@ -450,7 +455,7 @@ class FigureOptions:
     alt: str | None = option(None, _text_parser(MAX_LABEL_CHARS), "Text alternative for readers who cannot see the figure, and for static builders.")
     class_: str | None = option(None, _text_parser(MAX_CLASS_CHARS), "Extra CSS classes for the figure's outer element, space separated.")
     max_tokens: int | None = option(
-        None, _int_between(1, MAX_TOKENS_LIMIT), f"Refuse texts longer than this many tokens (at most {_count(MAX_TOKENS_LIMIT)}). Default: the site's max tokens (512)."
+        None, _int_between(1, MAX_TOKENS_LIMIT), f"Refuse texts longer than this many tokens (at most {_count(MAX_TOKENS_LIMIT)}). Default: the site's max tokens (512).", record=True
     )
 
     def __post_init__(self) -> None:
@@ -528,6 +533,16 @@ class SiteSettings:
 def figure_fields(*, include_content: bool = False) -> list[dataclasses.Field]:
     """The fields of FigureOptions that a page can set (the text is the block's content)."""
     return [f for f in dataclasses.fields(FigureOptions) if include_content or not f.metadata.get("content")]
+
+
+def record_fields() -> list[dataclasses.Field]:
+    """The fields of FigureOptions that change the record a figure is drawn from (``record=True``)."""
+    return [f for f in dataclasses.fields(FigureOptions) if f.metadata.get("record")]
+
+
+def record_identity(options: FigureOptions) -> tuple:
+    """What the record of a figure depends on: figures that agree on it share one record."""
+    return tuple(getattr(options, f.name) for f in record_fields())
 
 
 def settings_fields() -> list[dataclasses.Field]:

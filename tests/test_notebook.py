@@ -240,3 +240,25 @@ def test_bertviz_positional_order_is_kept():
     header = header_of(result.data)
     assert header["options"]["display"] == "light"
     assert header["sections"]["encoder"]["layers"] == [0] and header["sections"]["encoder"]["heads"] == [1, 3]
+
+
+def test_figure_takes_page_options_and_caches_the_record(tmp_path, monkeypatch):
+    """attndocs.figure is the attention block from Python: a page's options, the build's cache."""
+    calls = []
+    import attndocs.extract.run as run
+
+    real = run.extract
+    monkeypatch.setattr(run, "extract", lambda *a, **k: calls.append(1) or real(*a, **k))
+    settings = {"cache_dir": str(tmp_path / "cache")}
+    shown = attndocs.figure("The cat sat on the mat.", view="matrix", token="cat", html_action="return", settings=settings)
+    (payload,) = figure_payloads(shown.data)
+    assert payload["header"]["view"] == "matrix"
+    tokens = payload["header"]["sides"]["encoder"]["display"]
+    assert payload["header"]["options"]["state"]["token"]["index"] == tokens.index("cat")
+    again = attndocs.figure("The cat sat on the mat.", view="head", html_action="return", settings=settings)
+    assert len(calls) == 1  # the second figure of the same text came from the cache
+    assert figure_payloads(again.data)[0]["header"]["view"] == "head"
+    with pytest.raises(OptionError, match="unknown option 'colour'"):
+        attndocs.figure("The cat sat.", colour="red", settings=settings)
+    with pytest.raises(OptionError, match="option 'view'"):
+        attndocs.figure("The cat sat.", view="sideways", settings=settings)
