@@ -227,9 +227,16 @@ def payload_extras(record: AttentionRecord, options: FigureOptions) -> tuple[dic
       ``[included layers, rows, cols]`` ship so that they still cover all heads.
     * ``matrix`` and ``summary``: per-head statistics (:func:`head_statistics`) for the
       included layers and heads, as JSON.
+    * ``summary``: each section's head-role scores (:mod:`attndocs.roles`) for the included
+      layers and heads as ``roles`` ``{role: [[percent 0..100]]}``; ``head`` and ``model``:
+      only the named heads, as ``named`` ``{role: [[layer, head, percent]]}`` and nothing
+      else. Both carry the thresholds as ``roleThresholds`` ``{role: percent}``.
     * every other view: nothing.
     """
     view = options.view
+    if view in ("head", "model"):
+        with threadpool_limits(limits=1, user_api="blas"):
+            return {}, _head_roles(record, options)
     if view not in ("matrix", "summary"):
         return {}, {}
     # One BLAS thread: the payload encodes on its own worker threads, and BLAS threads on a busy
@@ -240,6 +247,8 @@ def payload_extras(record: AttentionRecord, options: FigureOptions) -> tuple[dic
 
 
 def _payload_extras(record: AttentionRecord, options: FigureOptions) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    from . import roles  # it builds on this module's statistics
+
     view = options.view
     arrays: dict[str, np.ndarray] = {}
     sections: dict[str, Any] = {}
@@ -261,8 +270,25 @@ def _payload_extras(record: AttentionRecord, options: FigureOptions) -> tuple[di
             for what, values in aggregates.get(name, {}).items():
                 arrays[f"{name}.{what}"] = values
                 info["extras"][what] = f"{name}.{what}"
+            if view == "summary":
+                info["roles"] = roles.section_roles_payload(record, name, layers, heads, stats)
             sections[name] = info
-    return arrays, {"version": ANALYSIS_VERSION, "view": view, "sections": sections}
+    out: dict[str, Any] = {"version": ANALYSIS_VERSION, "view": view, "sections": sections}
+    if view == "summary":
+        out["roleThresholds"] = roles.thresholds_json()
+    return arrays, out
+
+
+def _head_roles(record: AttentionRecord, options: FigureOptions) -> dict[str, Any]:
+    """The head and model views' analysis JSON: the included heads named with a role, nothing else."""
+    from . import roles
+
+    sections = {}
+    for name, section in record.sections.items():
+        layers = _included(options.include_layers, section.layers)
+        heads = _included(options.include_heads, section.heads)
+        sections[name] = {"named": roles.section_roles_payload(record, name, layers, heads, sparse=True)}
+    return {"version": ANALYSIS_VERSION, "view": options.view, "sections": sections, "roleThresholds": roles.thresholds_json()}
 
 
 def _aggregates(section: Section, options: FigureOptions) -> dict[str, np.ndarray]:

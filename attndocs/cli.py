@@ -197,7 +197,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
     out = checked_output(args.output)
     options = figure_options_from_args(args, read_text_arg(args.text))
     result = Pipeline(settings_from_args(args)).compute_one(options, qk=options.view == "neuron")
-    data = render_record_page(result.record, options, title=args.title).encode("utf-8")
+    data = render_record_page(result.record, options, title=args.title, compare=getattr(result, "compare", None)).encode("utf-8")
     write_output(out, data)
     say(f"{out}: {options.view} view, {result.describe()}, {len(data):,} bytes")
     return 0

@@ -502,7 +502,8 @@ class FigureBatch:
             if error is None and result is not None and result.record is not None:
                 try:
                     rendered = render_figure(
-                        result.record, figure.options, embed=embed, file_prefix=file_prefix(figure.page), used_ids=ids  # type: ignore[arg-type]
+                        result.record, figure.options, embed=embed, file_prefix=file_prefix(figure.page), used_ids=ids,  # type: ignore[arg-type]
+                        compare=result.compare,
                     )
                 except AttndocsError as exc:
                     error = exc

@@ -203,11 +203,13 @@ def _display_option(display_mode: str | None) -> str:
     return display_mode
 
 
-def _show(record: AttentionRecord, options: FigureOptions, html_action: str, title: str) -> AttentionHTML | None:
+def _show(
+    record: AttentionRecord, options: FigureOptions, html_action: str, title: str, *, compare: AttentionRecord | None = None
+) -> AttentionHTML | None:
     if html_action not in ("view", "return"):
         raise OptionError(f"html_action must be 'view' or 'return', not {html_action!r}")
     # A notebook's URL belongs to the notebook, so figures there keep their state to themselves.
-    figure = render_figure(record, options, hash_state=False)
+    figure = render_figure(record, options, hash_state=False, compare=compare)
     result = AttentionHTML(render_page([figure], title), figure.html)
     if html_action == "return":
         return result
@@ -344,4 +346,4 @@ def figure(
     figure_options = FigureOptions.from_mapping({"text": text, "model": model, "view": view, **options})
     site = settings if isinstance(settings, SiteSettings) else SiteSettings.from_mapping(settings or {})
     result = Pipeline(site).compute_one(figure_options, qk=figure_options.view == "neuron")
-    return _show(result.record, figure_options, html_action, "Attention figure")  # type: ignore[arg-type]
+    return _show(result.record, figure_options, html_action, "Attention figure", compare=result.compare)  # type: ignore[arg-type]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import reprlib
 from collections.abc import Callable, Iterable, Mapping
@@ -37,6 +38,9 @@ DEFAULT_MAX_TOKENS = 512
 MAX_INDEX = 4095  # the largest layer or head index: no model has more than 4096 of either
 MAX_INDICES = 4096  # indices one list may name in all, counting each index of a range
 MAX_TOKENS_LIMIT = 4096  # attention grows with the square: 4096 tokens x 72 heads is 4.8 GB
+MAX_GENERATE = 256  # new tokens one figure may generate: a step control of more is not read step by step
+MAX_SEED = 2**32 - 1
+MAX_TEMPERATURE = 100.0
 MAX_TEXT_CHARS = 200_000  # text, text-b, target: far past any model's positions
 MAX_LABEL_CHARS = 10_000  # caption, alt
 MAX_NAME_CHARS = 200  # name: an HTML id and a Sphinx label
@@ -110,6 +114,29 @@ def _int_between(minimum: int, maximum: int, allowed: str | None = None) -> Call
         return value
 
     parse.allowed = allowed or f"an integer from {minimum} to {_count(maximum)}"  # type: ignore[attr-defined]
+    return parse
+
+
+def _positive_float(maximum: float) -> Callable[[Any], float | None]:
+    """A number greater than 0 and at most ``maximum`` (``0.7``, ``"1.5"``, ``2``)."""
+
+    def parse(value: Any) -> float | None:
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            raise ValueError("expected a number")
+        if isinstance(value, str):
+            stripped = value.strip()
+            if not re.fullmatch(r"\d{1,6}(?:\.\d{1,9})?|\.\d{1,9}", stripped):
+                raise ValueError("expected a number such as 0.7")
+            value = float(stripped)
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError("expected a number")
+        if not 0 < value <= maximum:
+            raise ValueError(f"expected a number greater than 0 and at most {maximum:g}")
+        return float(value)
+
+    parse.allowed = f"a number greater than 0 and at most {maximum:g}"  # type: ignore[attr-defined]
     return parse
 
 
@@ -457,10 +484,61 @@ class FigureOptions:
     max_tokens: int | None = option(
         None, _int_between(1, MAX_TOKENS_LIMIT), f"Refuse texts longer than this many tokens (at most {_count(MAX_TOKENS_LIMIT)}). Default: the site's max tokens (512).", record=True
     )
+    words: bool = option(
+        False,
+        _flag,
+        "Show words instead of word pieces (##, Ġ, ▁): attention to a word is the sum over its pieces, attention "
+        "from a word the mean over its pieces, so rows still sum to 1 (docs/words.md). The neuron view stays per piece.",
+        record=True,
+    )
+    generate: int | None = option(
+        None,
+        _int_between(1, MAX_GENERATE),
+        "Let the model write this many new tokens after the text (decoder and encoder-decoder models; it may stop "
+        "earlier at its end-of-text token), then show the attention over prompt and continuation, with a step control "
+        "that replays the writing. Greedy unless seed is set. max-tokens counts the continuation too.",
+        record=True,
+    )
+    seed: int | None = option(
+        None,
+        _int_between(0, MAX_SEED),
+        "With generate: sample the continuation instead of taking the likeliest token, from torch's generator seeded "
+        "with this number, so every build writes the same text.",
+        record=True,
+    )
+    temperature: float | None = option(
+        None,
+        _positive_float(MAX_TEMPERATURE),
+        "With seed: the sampling temperature (below 1 sharper, above 1 flatter). Default: 1.",
+        record=True,
+    )
+    compare_text: str | None = option(
+        None,
+        _text_parser(MAX_TEXT_CHARS, nonempty=True),
+        "Compare with a second text through the same model (the sides are labelled by the two texts). Head and model "
+        "views show both; matrix and summary views show A - B where tokens align. One compare option a figure.",
+        record=True,
+    )
+    compare_model: str | None = option(
+        None,
+        _text_parser(MAX_PATH_CHARS, nonempty=True),
+        "Compare with the same text through a second model (any name model accepts; labelled by the two names). "
+        "Differences only where tokens align and both models have the layer and head.",
+        record=True,
+    )
+    compare_layer: int | None = option(
+        None,
+        _int_between(0, MAX_INDEX),
+        "Compare the figure's layer (option layer, else the first) with this second layer of the same record.",
+    )
 
     def __post_init__(self) -> None:
         # An opening state the view cannot show is an error here, where the page's line is known.
         _state.check_views(self)
+        _check_generation(self)
+        from .compare import check_options  # compare imports options' types only
+
+        check_options(self)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> FigureOptions:
@@ -479,6 +557,28 @@ class FigureOptions:
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+def _option_error(option: str, message: str, hint: str) -> OptionError:
+    error = OptionError(message, hint)
+    error.option = option  # type: ignore[attr-defined]  # a page's parser points at that option's line
+    return error
+
+
+def _check_generation(options: FigureOptions) -> None:
+    """generate, seed and temperature only together as they make sense (docs/generation.md)."""
+    if options.seed is not None and options.generate is None:
+        raise _option_error("seed", "option 'seed' samples a generated continuation, but the figure generates none", "add generate: <new tokens>, or remove seed")
+    if options.temperature is not None and options.seed is None:
+        raise _option_error(
+            "temperature",
+            "option 'temperature' needs seed: generation is greedy (no temperature) unless it samples",
+            "add seed: <a number> to sample reproducibly, or remove temperature",
+        )
+    # Word merging sums attention over a word's pieces; a generation step is one piece written,
+    # whose query row a merged record no longer has.
+    if options.generate is not None and getattr(options, "words", None):
+        raise _option_error("words", "words and generate cannot be combined yet", "remove words, or remove generate")
 
 
 @dataclass(frozen=True)
@@ -542,7 +642,11 @@ def record_fields() -> list[dataclasses.Field]:
 
 def record_identity(options: FigureOptions) -> tuple:
     """What the record of a figure depends on: figures that agree on it share one record."""
-    return tuple(getattr(options, f.name) for f in record_fields())
+    identity = tuple(getattr(options, f.name) for f in record_fields())
+    if options.words:
+        # A neuron figure with words is drawn from the record of pieces (attndocs.words.merges).
+        identity += (options.view == "neuron",)
+    return identity
 
 
 def settings_fields() -> list[dataclasses.Field]:

@@ -48,6 +48,8 @@ from typing import Any
 import numpy as np
 
 from .compact import dequantize_attention, kept_columns, quantize_attention, triangle_mask
+from .compare import compare_mode
+from .compare import payload_header as compare_payload_header
 from .errors import OptionError
 from .options import FigureOptions
 from .record import SECTION_NAMES, AttentionRecord, Section
@@ -630,6 +632,38 @@ def _encode_qk(section: Section, name: str, layers: list[int], heads: list[int],
     blocks["bias"] = writer.parted(parts, encoding="f16", sharedLayers=shared)
 
 
+def _words_json(record: AttentionRecord, options: FigureOptions) -> dict[str, Any]:
+    """Option words (attndocs.words): a record of words ships each word's pieces (``words``); a
+    neuron figure, drawn per piece all the same, says so (``wordPieces``). Nothing otherwise."""
+    from .words import payload_words
+
+    words = payload_words(record)
+    if words is not None:
+        return {"words": words}
+    if getattr(options, "words", False) and options.view == "neuron":
+        return {"wordPieces": True}
+    return {}
+
+
+def generation_json(generation: dict[str, Any]) -> dict[str, Any]:
+    """The header's ``generation``: which side the model wrote, where its continuation starts
+    (``promptLength`` tokens of that side are the prompt), how many it wrote, the text, the settings."""
+    settings = generation.get("settings") or {}
+    return {
+        "side": generation["side"],
+        "promptLength": int(generation["prompt_tokens"]),
+        "generated": int(generation["new_tokens"]),
+        "text": generation.get("text", ""),
+        "stopped": generation.get("stopped"),
+        "settings": {
+            "newTokens": settings.get("new_tokens"),
+            "sampling": bool(settings.get("sampling")),
+            "seed": settings.get("seed"),
+            "temperature": settings.get("temperature"),
+        },
+    }
+
+
 def _side_json(side: Any) -> dict[str, Any]:
     return {
         "tokens": list(side.tokens),
@@ -650,6 +684,36 @@ def _analysis_extras(record: AttentionRecord, options: FigureOptions) -> tuple[d
         return {}, None
     arrays, meta = make(record, options)
     return dict(arrays or {}), meta
+
+
+def _compare_json(
+    record: AttentionRecord, second: AttentionRecord | None, options: FigureOptions, selection: Selection, plan: _Plan, writer: _ChunkWriter
+) -> dict[str, Any]:
+    """``header["compare"]``; the second record's attention goes in the chunks of the first's
+    (the same groups: B's layer 3 loads with A's layer 3)."""
+
+    def encode(other: AttentionRecord, chosen: dict[str, Any]) -> dict[str, Any]:
+        picked = Selection(layers=chosen["layers"], heads=chosen["heads"], layer=chosen["layer"], selected_heads=chosen["selected_heads"])
+        order = sorted(other.sections, key=lambda n: _SECTION_ORDER.get(n, len(_SECTION_ORDER)))
+        arrays, analysis_json = _analysis_extras(other, options)
+        extras = {}
+        for name in sorted(arrays):
+            array = np.asarray(arrays[name], dtype=np.float32)
+            parts = [(("extra", name, k), quantize_attention(a)) for k, a in enumerate(array)] if array.ndim == 3 else [
+                (("extra", name, 0), quantize_attention(array))
+            ]
+            extras[name] = writer.parted(parts, shape=[int(x) for x in array.shape])
+        return {
+            "sides": {name: _side_json(side) for name, side in other.sides.items()},
+            "sections": {name: _encode_section(other, name, picked, plan, writer, False) for name in order},
+            "sectionOrder": order,
+            "analysis": analysis_json,
+            "extras": extras,
+        }
+
+    return compare_payload_header(
+        record, second, options, list(selection.layers), list(selection.heads), selection.layer, selection.selected_heads, encode
+    )
 
 
 def _deflate(raw: bytes, level: int, strategy: int) -> bytes:
@@ -685,8 +749,12 @@ def build_payload(
     qk: bool | None = None,
     compress: bool = True,
     hash_state: bool = True,
+    compare: AttentionRecord | None = None,
 ) -> Payload:
     """Encode ``record`` for the browser as ``options`` asks.
+
+    ``compare``: the second record of a compare-text / compare-model figure, shipped in
+    the same chunks under ``header["compare"]`` (attndocs.compare).
 
     ``qk`` ships query/key vectors (default: only for the neuron view, which needs them).
     ``hash_state=False`` keeps the figure from writing its state into the URL hash (for
@@ -703,6 +771,7 @@ def build_payload(
     plan = _plan(record, options, selection, order, with_qk, extras_arrays)
     writer = _ChunkWriter(plan.first, plan.single)
     sections = {name: _encode_section(record, name, selection, plan, writer, with_qk) for name in order}
+    compared = _compare_json(record, compare, options, selection, plan, writer) if compare_mode(options) else None
 
     extras = {}
     for name, array in extras_arrays.items():
@@ -737,10 +806,12 @@ def build_payload(
         # 13-token figure is 16 kB on a page, and nulls are bytes on every figure of a site.
         **({"textB": record.text_b} if record.text_b is not None else {}),
         **({"target": record.target} if record.target is not None else {}),
+        **({"generation": generation_json(record.generation)} if record.generation is not None else {}),
         "sides": {name: _side_json(side) for name, side in record.sides.items()},
         "sections": sections,
         "sectionOrder": order,
         "neuron": neuron,
+        **_words_json(record, options),
         "options": {
             "layer": selection.layer,
             "heads": list(selection.selected_heads),
@@ -756,6 +827,7 @@ def build_payload(
         },
         "analysis": analysis_json,
         "extras": extras,
+        **({"compare": compared} if compared is not None else {}),
         "chunks": [
             {"id": hashlib.sha256(data).hexdigest()[:16], "length": len(raw), "compression": how}
             for raw, (data, how) in zip(chunks, packed)

@@ -9,6 +9,7 @@ be computed.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import time
@@ -19,13 +20,18 @@ from pathlib import Path
 from typing import Any
 
 from .cache import LOCAL_FOLDER, RecordCache, cache_key
+from .compare import second_options
 from .errors import AttndocsError, CacheError, DamagedEntryError, ExecError, ModelError
 from .extract.run import ExtractRequest, check_request
+from .extract.tokens import token_style
 from .models import ModelRef, cached_identity, resolve_model
 from .models.resolve import CONTENT_HASH, HUB_COMMIT
 from .options import FigureOptions, SiteSettings
 from .record import CACHED_HALF_VECTORS, AttentionRecord, RecordFormatError
 from .text import terminal_safe
+from .words import KEY_PART as WORDS_KEY_PART
+from .words import merge_words, piece_count
+from .words import merges as merges_words
 
 log = logging.getLogger("attndocs")
 
@@ -46,6 +52,8 @@ class FigureResult:
     error: AttndocsError | None = None
     source: str = "error"  # "cache" | "computed" | "off" | "error"
     warnings: list[str] = field(default_factory=list)
+    # The second record of a compare-text / compare-model figure (attndocs.compare).
+    compare: AttentionRecord | None = None
 
     @property
     def ok(self) -> bool:
@@ -86,6 +94,7 @@ class _Pending:
     ref: ModelRef
     parts: dict[str, Any]
     request: ExtractRequest
+    words: bool = False  # merge the pieces into words (attndocs.words) before it is stored
 
     @property
     def key(self) -> str:
@@ -136,6 +145,14 @@ class Pipeline:
         """
         started = time.perf_counter()
         wants_qk = [qk] * len(figures) if isinstance(qk, bool) else list(qk)
+        weights = list(counts) if counts is not None else [1] * len(figures)
+        # A comparison's second record (compare-text, compare-model) is one more figure of this
+        # run, cached like any other; it adds nothing to the progress count (its figure counts).
+        seconds = [(i, s) for i, s in enumerate(second_options(o) for o in figures) if s is not None]
+        count = len(figures)
+        figures = [*figures, *(s for _, s in seconds)]
+        wants_qk += [False] * len(seconds)
+        weights += [0] * len(seconds)
         results = [FigureResult(options=o) for o in figures]
         pending: list[_Pending] = []
         for i, options in enumerate(figures):
@@ -146,13 +163,20 @@ class Pipeline:
                 continue
             if item is not None:
                 pending.append(item)
-        weights = list(counts) if counts is not None else [1] * len(figures)
+        waiting = {item.index for item in pending}
+        for k, (i, _) in enumerate(seconds):
+            if count + k in waiting and i not in waiting:  # the figure is done when its second record is
+                weights[count + k], weights[i] = weights[i], 0
         counter = _Counter(sum(weights), sum(weights[item.index] for item in pending), self._report)
         if figures:
             counter.start(results, weights)
         if pending:
             self._compute(pending, results, counter, weights)
-        for r in results:
+        for (i, _), second in zip(seconds, results[count:]):
+            _attach_second(results[i], second)
+        for position, r in enumerate(results):
+            if position >= count and r.record is None:
+                continue  # a second record's failure is its figure's, counted there
             if r.source == "cache":
                 self.stats.cached += 1
             elif r.source == "computed":
@@ -162,7 +186,7 @@ class Pipeline:
             elif r.source != ELSEWHERE:
                 self.stats.failed += 1
         self.stats.seconds += time.perf_counter() - started
-        return results
+        return results[:count]
 
     # -- steps -------------------------------------------------------------------------------
     def _prepare(self, index: int, options: FigureOptions, qk: bool, result: FigureResult) -> _Pending | None:
@@ -189,7 +213,12 @@ class Pipeline:
                 raise
             unavailable = exc
         max_tokens = options.max_tokens or settings.max_tokens
-        request = ExtractRequest(options.text or "", options.text_b, options.target, qk, max_tokens)
+        request = ExtractRequest(
+            options.text or "", options.text_b, options.target, qk, max_tokens,
+            generate=options.generate, seed=options.seed, temperature=options.temperature,
+        )
+        # words: a record of words, merged from the exact one (attndocs.words); a neuron figure's stays per piece.
+        merged = merges_words(options, qk)
         check_request(refs[0].kind, refs[0].short, request)
         if mode == "off":
             result.source = "off"
@@ -199,8 +228,8 @@ class Pipeline:
             for ref in refs:
                 asked = []
                 for dtype in lookup_dtypes(settings.dtype):
-                    asked.append(record_key_parts(ref, request, dtype=dtype))
-                    if not qk:
+                    asked.append(record_key_parts(ref, request, dtype=dtype, words=merged))
+                    if not qk and not merged:
                         asked.append(record_key_parts(ref, request, qk=True, dtype=dtype))  # a Q/K record serves both
                 for parts in asked:
                     record = self._lookup(parts, result)
@@ -236,7 +265,7 @@ class Pipeline:
         if unavailable is not None:
             raise unavailable  # a miss must be computed, and the model is not here
         # dtype auto is keyed as float32 until the load says otherwise (see _compute).
-        pending = _Pending(index, ref, record_key_parts(ref, request, dtype=lookup_dtypes(settings.dtype)[0]), request)
+        pending = _Pending(index, ref, record_key_parts(ref, request, dtype=lookup_dtypes(settings.dtype)[0], words=merged), request, merged)
         if self.computes is not None and not self.computes(pending.key):
             result.source = ELSEWHERE
             return None
@@ -320,7 +349,7 @@ class Pipeline:
             ran_in = getattr(loaded, "dtype", "float32")
             for item in items:
                 if item.parts["dtype"] != ran_in:  # dtype auto became a lower precision on this machine
-                    item.parts = record_key_parts(item.ref, item.request, dtype=ran_in)
+                    item.parts = record_key_parts(item.ref, item.request, dtype=ran_in, words=item.words)
             counter.report(0, f"computing {share} figure(s) with {ref.short}")
             # Each exact record is dropped as soon as its stored form exists (see below).
             outcomes: list[AttentionRecord | AttndocsError | None] = list(extract(loaded, [item.request for item in items], self.settings.batch_size))
@@ -336,6 +365,13 @@ class Pipeline:
                 except RecordFormatError as exc:
                     result.error = ExecError(f"model '{ref.short}' gave attention that cannot be shown: {exc}")
                     continue
+                if item.words:
+                    # From the exact float32 attention, before it is companded for the cache.
+                    try:
+                        outcome = merge_words(outcome, token_style(loaded.tokenizer))
+                    except ValueError as exc:
+                        result.error = ExecError(f"the word pieces of model '{ref.short}' cannot be merged into words: {exc}")
+                        continue
                 outcome.key, outcome.key_parts = item.key, item.parts
                 # Shown exactly as the cache gives it back later (attention companded, Q/K
                 # float16), even where nothing can be stored: cold and warm builds render
@@ -386,6 +422,25 @@ class _Counter:
         self._report(self.done, self.total, message)
 
 
+def _attach_second(result: FigureResult, second: FigureResult) -> None:
+    """A comparison figure gets its second record, or that record's error as its own."""
+    result.warnings.extend(second.warnings)
+    if second.record is not None:
+        if result.record is not None:
+            result.compare = second.record
+        return
+    if result.error is not None or result.source == "off":
+        return
+    what = "compare-text" if result.options.compare_text is not None else "compare-model"
+    if second.error is None:  # the execution mode is off: no second record, no figure
+        result.record, result.source = None, "off"
+        return
+    error = copy.copy(second.error)
+    error.message = f"{what}: {second.error.message}"
+    error.args = (error.message,)
+    result.record, result.error, result.source = None, error, "error"
+
+
 def record_key(ref: ModelRef, request: ExtractRequest, *, qk: bool | None = None, dtype: str = "float32") -> str:
     """The cache key of one extraction (DESIGN.md, Cache)."""
     return cache_key(record_key_parts(ref, request, qk=qk, dtype=dtype))
@@ -401,13 +456,29 @@ def lookup_dtypes(setting: str) -> tuple[str, ...]:
     return ("float32", "bfloat16", "float16") if setting == "auto" else (setting,)
 
 
-def record_key_parts(ref: ModelRef, request: ExtractRequest, *, qk: bool | None = None, dtype: str = "float32") -> dict[str, Any]:
+def record_key_parts(
+    ref: ModelRef, request: ExtractRequest, *, qk: bool | None = None, dtype: str = "float32", words: bool = False
+) -> dict[str, Any]:
     """What the cache key of one extraction is computed from; stored with the entry.
 
     A local folder is known by its content hash alone, not by where it lies, so a cache
     committed with the docs serves the same folder checked out anywhere else. ``dtype``
-    is the precision the model ran in: float32 keys are what they always were.
+    is the precision the model ran in: float32 keys are what they always were. ``words``:
+    the record merges pieces into words (a key part only then; attndocs.words).
     """
+    parts = _extraction_parts(ref, request, qk=qk, dtype=dtype)
+    if words:
+        parts["words"] = dict(WORDS_KEY_PART)
+    if request.generate is not None:
+        # Every generation setting, as the record's generation metadata holds them; a key part
+        # only then, so figures that generate nothing keep their keys.
+        from .extract.generate import settings_of
+
+        parts["generate"] = settings_of(request)
+    return parts
+
+
+def _extraction_parts(ref: ModelRef, request: ExtractRequest, *, qk: bool | None, dtype: str) -> dict[str, Any]:
     return {
         "model": LOCAL_FOLDER if ref.source == "local" else ref.model_id,
         "revision": ref.revision,
@@ -423,10 +494,11 @@ def record_key_parts(ref: ModelRef, request: ExtractRequest, *, qk: bool | None 
 def _check_length(record: AttentionRecord, max_tokens: int) -> None:
     from .errors import InputError
 
-    for name, side in record.sides.items():
-        if len(side) > max_tokens:
+    for name in record.sides:
+        count = piece_count(record, name)  # a record of words counts the pieces the model read
+        if count > max_tokens:
             raise InputError(
-                f"the {name} text has {len(side)} tokens, more than max-tokens ({max_tokens})",
+                f"the {name} text has {count} tokens, more than max-tokens ({max_tokens})",
                 "shorten the text or raise max-tokens",
             )
 

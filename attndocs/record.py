@@ -182,6 +182,10 @@ class AttentionRecord:
     # EXACT: arrays as the model gave them. CACHED: at the cache's precision (read from an
     # entry, or as_cached()); its attention rows sum to 1 only within the companding error.
     precision: str = EXACT
+    # The model wrote part of the tokens (option generate): {"side": "decoder", "prompt_tokens",
+    # "new_tokens", "text" (the continuation decoded), "stopped" ("eos" | "length"), "settings":
+    # {"new_tokens", "sampling", "seed", "temperature"}}. None: the record's tokens are all the page's.
+    generation: dict[str, Any] | None = None
 
     # -- conveniences -------------------------------------------------------------
     @property
@@ -244,6 +248,9 @@ class AttentionRecord:
         if self.key_parts is not None:
             # Only when set: records without it keep exactly the bytes they always had.
             meta["key_parts"] = _dumps(self.key_parts)
+        if self.generation is not None:
+            # Only when set, like key_parts: records of figures that generate nothing keep their bytes.
+            meta["generation"] = _dumps(self.generation)
         if self.precision != EXACT and schema == SCHEMA_VERSION:
             # A public file of a record read from the cache says so (its attention rows are
             # checked with the companding's slack); exact records keep their bytes.
@@ -326,6 +333,8 @@ class AttentionRecord:
             )
         for name, section in self.sections.items():
             _check_section(name, section, self.sides, companded=self.precision != EXACT)
+        if self.generation is not None:
+            _check_generation(self.generation, self.sides)
         if self.neuron.get("available") and not self.has_qk:
             raise RecordFormatError("its neuron view is marked available but it lacks query/key vectors")
 
@@ -432,6 +441,7 @@ class AttentionRecord:
         stray = sorted(set(tensors) - used)
         if stray:
             raise RecordFormatError(f"its tensor {stray[0]} belongs to no section")
+        generation = json.loads(meta["generation"]) if "generation" in meta else None
         key_parts = json.loads(meta["key_parts"]) if "key_parts" in meta else None
         if key_parts is not None and not isinstance(key_parts, dict):
             raise RecordFormatError("its key_parts metadata is not a mapping")
@@ -451,6 +461,7 @@ class AttentionRecord:
             key=meta.get("cache_key", ""),
             key_parts=key_parts,
             precision=precision,
+            generation=generation,
         )
 
 
@@ -753,6 +764,23 @@ def _check_side(name: str, side: Side) -> None:
     start = side.text_b_start
     if start is not None and (type(start) is not int or not 0 <= start <= n):
         raise RecordFormatError(f"its {name} side starts text B at {start!r}, outside 0..{n}")
+
+
+def _check_generation(generation: Any, sides: dict[str, Side]) -> None:
+    """The generation metadata must describe the tokens: prompt and continuation make up its side."""
+    if not isinstance(generation, dict):
+        raise RecordFormatError("its generation metadata is not a mapping")
+    side = generation.get("side")
+    if side not in sides:
+        raise RecordFormatError(f"its generation names the side {side!r}, which it has no tokens for")
+    prompt, new = generation.get("prompt_tokens"), generation.get("new_tokens")
+    if type(prompt) is not int or type(new) is not int or prompt < 1 or new < 0 or prompt + new != len(sides[side]):
+        raise RecordFormatError(
+            f"its generation says {prompt!r} prompt and {new!r} new tokens, but its {side} side has {len(sides[side])}"
+        )
+    _check_text(generation.get("text"), "generated text")
+    if not isinstance(generation.get("settings"), dict):
+        raise RecordFormatError("its generation settings are not a mapping")
 
 
 def _check_section(name: str, section: Section, sides: dict[str, Side], *, companded: bool = False) -> None:

@@ -183,7 +183,15 @@ def describe(record: AttentionRecord, options: FigureOptions) -> str:
     n_tokens = " and ".join(f"{len(side)} {name} tokens" for name, side in sides.items())
     view = _VIEW_NAMES.get(options.view, options.view)
     model = record.model_id or "a model"
-    return f"Attention {view} of {model} ({record.layers} layers × {record.heads} heads, {n_tokens})."
+    text = f"Attention {view} of {model} ({record.layers} layers × {record.heads} heads, {n_tokens})."
+    generation = record.generation
+    if generation is not None:
+        # What the model wrote exists only after the build: the page's text must say it.
+        count = int(generation["new_tokens"])
+        wrote = " ".join(str(generation.get("text", "")).split())
+        side = f"{generation['side']} " if record.kind == "encoder-decoder" else ""
+        text += f" The model wrote the last {count} {side}token{'s' if count != 1 else ''}: “{wrote}”."
+    return text
 
 
 def strongest_pairs(record: AttentionRecord, layer: int, heads: Sequence[int], count: int = 5) -> list[tuple[str, str, float]]:
@@ -226,8 +234,10 @@ def render_figure(
     file_prefix: str = "",
     used_ids: set[str] | None = None,
     hash_state: bool = True,
+    compare: AttentionRecord | None = None,
 ) -> RenderedFigure:
-    """The HTML fragment of one figure.
+    """The HTML fragment of one figure (``compare``: the second record of a compare-text /
+    compare-model figure, FigureResult.compare).
 
     ``embed="inline"`` puts the payload's chunks in the page as base64, each decoded when
     the figure first needs it; ``embed="file"`` returns them in ``files`` as scripts named
@@ -241,7 +251,7 @@ def render_figure(
     """
     if embed not in EMBEDS:
         raise OptionError(f"embed must be one of {', '.join(EMBEDS)}, not {embed!r}")
-    payload = build_payload(record, options, hash_state=hash_state)
+    payload = build_payload(record, options, hash_state=hash_state, compare=compare)
     digest = payload.digest()
     fig_id = figure_id(options, digest, used_ids)
     name = link_name(options, fig_id)
@@ -267,6 +277,9 @@ def render_figure(
         chunks = [(payload.chunk_id(i), jinja2.utils.markupsafe.Markup(payload.body_base64(i))) for i in range(1, count)]
         page_data = len(body_b64) + sum(len(b64) for _, b64 in chunks)
     description = describe(record, options)
+    if "compare" in payload.header:
+        sides = payload.header["compare"]["labels"]
+        description += f" Compares {sides[0]} (A) with {sides[1]} (B)."
     label = options.alt or description
     selection = payload.header["options"]
     pairs = strongest_pairs(record, selection["layer"], selection["heads"]) if options.view != "summary" else []
@@ -429,9 +442,11 @@ def render_page(figures: Iterable[RenderedFigure | str], title: str = "Attention
     )
 
 
-def render_record_page(record: AttentionRecord, options: FigureOptions, title: str | None = None) -> str:
+def render_record_page(
+    record: AttentionRecord, options: FigureOptions, title: str | None = None, *, compare: AttentionRecord | None = None
+) -> str:
     """One record as one standalone page (what ``attndocs render`` writes)."""
-    figure = render_figure(record, options)
+    figure = render_figure(record, options, compare=compare)
     return render_page([figure], title or options.caption or describe(record, options))
 
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 ALL_VIEWS = ("head", "model", "neuron", "matrix", "summary")
 TOKEN_VIEWS = ("head", "model", "neuron", "matrix")
+STEP_VIEWS = ("head", "neuron", "matrix")  # views with a query row to lock (the generation step control)
 FILTERS = ("all", "aa", "bb", "ab", "ba")
 # The matrix view's modes and the summary view's statistics, in the order of their selectors
 # (60-matrix.js MODES and 70-summary.js STATS label these same values).
@@ -33,6 +34,8 @@ MATRIX_MODES = ("head", "mean", "max", "mean-all", "max-all", "rollout")
 SUMMARY_STATS = ("entropy", "entropy_norm", "distance", "special", "previous", "self", "cross_ab")
 SUMMARY_LAYOUTS = ("grid", "table")
 SCALES = ("fixed", "head")
+# Named head roles (attndocs/roles.py scores them; 25-roles.js labels these same values).
+HEAD_ROLES = ("sink", "previous", "current", "broad", "induction")
 MAX_TOKEN_SPEC = 200  # characters of a token option: a token's text is a few characters
 
 
@@ -165,6 +168,25 @@ STATE_KEYS: tuple[StateKey, ...] = (
         "or head (each head scaled to its own maximum).",
         values=SCALES, link="scale=head",
     ),
+    StateKey(
+        "step", "index", 0,
+        "Generation step shown first (with generate): step t highlights the t-th token the model wrote and locks, as the "
+        "query, the position before it (the one that predicted it); later tokens are dimmed. 0: the whole sequence.",
+        views=STEP_VIEWS, link="step=3",
+    ),
+    StateKey(
+        "role", "choice", "none",
+        "Highlight the heads named with a role: sink (attention parked on the first or special tokens), previous "
+        "(the token before), current (itself), broad (spread evenly), induction (the token after an earlier "
+        "occurrence; repeated text only), or none. Scores and thresholds: the head roles page.",
+        views=("head", "model", "summary"), values=("none",) + HEAD_ROLES, link="role=sink",
+    ),
+    StateKey(
+        "difference", "flag", True,
+        "With compare-text, compare-model or compare-layer: open on the difference A - B (true) or on both side by "
+        "side (false).",
+        views=("matrix", "summary"), link="difference=0",
+    ),
 )
 BY_NAME: Mapping[str, StateKey] = {key.name: key for key in STATE_KEYS}
 
@@ -284,6 +306,32 @@ def resolve_token(record: AttentionRecord, section_name: str, choice: TokenChoic
     return {"side": side, "index": found[choice.occurrence - 1]}
 
 
+def _opening_step(record: AttentionRecord, options: FigureOptions, section: str, out: dict[str, Any]) -> str:
+    """Checks option ``step`` against the record's generation; the section the figure then opens on.
+
+    A step locks the query row that wrote its token, a row of the decoder tokens: an encoder
+    section (encoder-decoder models) gives way to the decoder's own attention.
+    """
+    generation = record.generation
+    step = options.step or 0
+    if generation is None:
+        raise OptionError("option 'step' replays generation, but this figure generates nothing", "add generate: <new tokens>, or remove step")
+    count = int(generation["new_tokens"])
+    if step > count:
+        raise OptionError(f"option 'step' is {step}, but the model wrote {count} token{'s' if count != 1 else ''}", f"steps: 0 (the whole sequence) to {count}")
+    out["step"] = step
+    if step and options.token is not None:
+        raise OptionError("option 'token' and a generation step both choose the query token", "remove token: the step locks the position that wrote its token")
+    if step and record.sections[section].rows != generation["side"]:
+        if options.section is not None:
+            raise OptionError(
+                f"option 'step' locks a {generation['side']} token, which the {section} attention has no query row for",
+                f"set section: {generation['side']}, or remove section",
+            )
+        section = out["section"] = generation["side"]
+    return section
+
+
 def opening_state(record: AttentionRecord, options: FigureOptions, layer: int, heads: Sequence[int]) -> dict[str, Any]:
     """The state keys an author set, checked against the record and resolved for the browser.
 
@@ -327,14 +375,27 @@ def opening_state(record: AttentionRecord, options: FigureOptions, layer: int, h
             works = [s for s in SUMMARY_STATS if _stat_available(record, section, s)]
             raise OptionError(f"option 'stat' is {options.stat}, which the {section} attention of this figure does not have", f"use one of {', '.join(works)}")
         out["stat"] = options.stat
+    if options.role is not None:
+        from .roles import available_roles  # numpy analysis: only for figures that set a role
+
+        works = available_roles(record, section)
+        if options.role != "none" and options.role not in works:
+            why = ", which needs repeated text" if options.role == "induction" else ""
+            raise OptionError(
+                f"option 'role' is {options.role}{why}: the {section} attention of this figure has no such score",
+                f"use one of {', '.join(works)}, or none",
+            )
+        out["role"] = options.role
     if options.open:
         if not heads:
             raise OptionError("option 'open' needs a head to open", "set heads: <head>, or remove open")
     if options.view == "model" and options.token is not None and not options.open:
         raise OptionError("option 'token' in the model view selects a token in an open head's detail", "add open: true")
+    if options.step is not None:
+        section = _opening_step(record, options, section, out)
     if options.token is not None:
         out["token"] = resolve_token(record, section, options.token, view)
-    for key in ("locked", "lines", "layout", "open", "scale"):
+    for key in ("locked", "lines", "layout", "open", "scale", "difference"):
         value = getattr(options, key)
         if value is not None:
             out[key] = value

@@ -87,7 +87,7 @@ def test_the_payload_header_carries_the_opening_state_and_attndocs_js_the_keys()
     # The keys of each view ship once a site, in attndocs.js.
     line = next(line for line in bundle_js().splitlines() if line.startswith("window.attndocs.STATE_KEYS = "))
     keys = json.loads(line.removeprefix("window.attndocs.STATE_KEYS = ").rstrip(";"))
-    assert set(keys["matrix"]) == {"section", "layer", "heads", "token", "locked", "mode", "lines", "scale"}
+    assert set(keys["matrix"]) == {"section", "layer", "heads", "token", "locked", "mode", "lines", "scale", "step", "difference"}
     assert keys["matrix"]["scale"] == {"default": "fixed", "values": ["fixed", "head"]}
     assert set(keys) == {"head", "model", "neuron", "matrix", "summary"}
 

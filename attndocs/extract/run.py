@@ -35,6 +35,11 @@ class ExtractRequest:
     target: str | None = None
     qk: bool = False
     max_tokens: int | None = None
+    # New tokens the model writes after the text before the attention is read (generate.py);
+    # sampled from torch's generator seeded with ``seed`` when one is given, else greedy.
+    generate: int | None = None
+    seed: int | None = None
+    temperature: float | None = None
 
 
 @dataclass
@@ -42,6 +47,7 @@ class _Encoded:
     inputs: dict[str, Any]  # tensors with a leading batch dimension of 1
     sides: dict[str, Side]
     length_key: tuple[int, ...]
+    generation: dict[str, Any] | None = None  # the record's generation metadata (generate.py)
 
 
 def check_request(kind: str, model_name: str, request: ExtractRequest) -> None:
@@ -60,7 +66,14 @@ def check_request(kind: str, model_name: str, request: ExtractRequest) -> None:
             f"target needs an encoder-decoder model, but '{model_name}' is a{'n' if kind == 'encoder' else ''} {kind} model",
             "remove target, or use an encoder-decoder model such as bert2bert-minilm",
         )
-    if kind == "encoder-decoder" and (request.target is None or not request.target.strip()):
+    if request.generate is not None and kind == "encoder":
+        raise InputError(
+            f"generate needs a model that writes text, but '{model_name}' is an encoder model",
+            "remove generate, or use a decoder model such as smollm2 or an encoder-decoder model",
+        )
+    if request.generate is not None and kind == "encoder-decoder" and request.target is not None and not request.target.strip():
+        raise InputError("target is empty", "remove target to generate from the decoder's start token, or give the decoder's first words")
+    if kind == "encoder-decoder" and request.generate is None and (request.target is None or not request.target.strip()):
         raise InputError(
             f"'{model_name}' is an encoder-decoder model and needs the decoder text",
             "give it with the target option",
@@ -82,7 +95,12 @@ def extract(loaded: Any, requests: Sequence[ExtractRequest], batch_size: int = 0
     for i, request in enumerate(requests):
         try:
             check_request(loaded.ref.kind, loaded.ref.short, request)
-            encoded[i] = _encode(loaded, request)
+            if request.generate is not None:
+                from .generate import encode_generated  # the model writes first, then is read like any text
+
+                encoded[i] = encode_generated(loaded, request)
+            else:
+                encoded[i] = _encode(loaded, request)
         except AttndocsError as exc:
             results[i] = exc
         except Exception as exc:  # a tokenizer that fails in its own way: this figure only
@@ -372,6 +390,7 @@ def _run_batch(loaded: Any, requests: list[ExtractRequest], encoded: list[_Encod
                 neuron=neurons[b],
                 versions=library_versions(),
                 extraction={"attn_implementation": "eager", "dtype": getattr(loaded, "dtype", "float32"), "qk": qk, "device": loaded.device},
+                generation=enc.generation,
             )
         )
     return records

@@ -58,6 +58,7 @@ class FigureEntry:
     category: str | None = None
     key: str | None = None  # the cache key of its record, once known
     state: str = "pending"  # pending | cache | computed | off | error
+    compare_key: str | None = None  # a compare-text / compare-model figure's second record
 
     @property
     def location(self) -> str:
@@ -211,7 +212,9 @@ def on_env_get_outdated(app: Sphinx, env: BuildEnvironment, added: set[str], cha
         if docname in changed or docname in removed or docname not in env.found_docs:
             continue
         for entry in entries:
-            if entry.state in ("error", "off", "pending") or (entry.key and not cache.path_for(entry.key).is_file()):
+            if entry.state in ("error", "off", "pending") or any(
+                key and not cache.path_for(key).is_file() for key in (entry.key, getattr(entry, "compare_key", None))
+            ):
                 again.append(docname)
                 break
     return sorted(again)
@@ -254,6 +257,9 @@ def on_env_updated(app: Sphinx, env: BuildEnvironment) -> None:
             continue
         entry.key, entry.state = result.record.key, result.source
         state.records[entry.key] = result.record
+        entry.compare_key = result.compare.key if result.compare is not None else None
+        if result.compare is not None:
+            state.records[result.compare.key] = result.compare
     _add_stats(state.stats, pipeline.stats)
 
 

@@ -77,8 +77,12 @@ def figure_html(translator: Any, node: attention_figure) -> str:
         record = state.record(entry.key) if entry.key else None
         if record is None:
             raise _missing(entry.key)
+        compare_key = getattr(entry, "compare_key", None)  # entries pickled before comparisons have none
+        compare = state.record(compare_key) if compare_key else None
+        if compare_key and compare is None:
+            raise _missing(compare_key)
         rendered = render_figure(
-            record, options, embed=state.settings.embed, file_prefix=_side_file_prefix(builder), used_ids=used
+            record, options, embed=state.settings.embed, file_prefix=_side_file_prefix(builder), used_ids=used, compare=compare
         )
     except AttndocsError as exc:
         warn(str(exc), exc.category, node)

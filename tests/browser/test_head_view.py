@@ -103,7 +103,7 @@ def test_hovered_token_lines_match_its_attention_row(figure_page, synthetic_reco
 def test_layer_selector_changes_the_drawing_and_the_hash(figure_page, synthetic_record):
     probe = figure_page([(synthetic_record("encoder", n=13), {"view": "head", "name": "fig-layers"})])
     before = probe.canvas_stats(CANVAS)
-    probe.figures.first.locator("select.attndocs-select").select_option("4")
+    probe.figures.first.locator("select.attndocs-select").first.select_option("4")  # Layer (then Role)
     assert probe.fig_eval(0, "fig => fig.state.layer") == 4
     assert probe.canvas_stats(CANVAS)["hash"] != before["hash"]
     probe.page.wait_for_function("() => location.hash === '#fig-layers/layer=4'")
@@ -112,7 +112,7 @@ def test_layer_selector_changes_the_drawing_and_the_hash(figure_page, synthetic_
 def test_include_layers_and_heads_limit_what_is_offered(figure_page, synthetic_record):
     options = {"view": "head", "include-layers": "1,3", "include-heads": "2-4", "layer": 3, "heads": "4"}
     probe = figure_page([(synthetic_record("encoder", n=10), options)])
-    layers = probe.figures.first.locator("select.attndocs-select option").all_inner_texts()
+    layers = probe.figures.first.locator("select.attndocs-select").first.locator("option").all_inner_texts()
     assert layers == ["1", "3"]
     assert probe.figures.first.locator(".attndocs-head").count() == 3
     assert probe.fig_eval(0, "fig => [fig.state.layer, fig.state.heads]") == [3, [4]]

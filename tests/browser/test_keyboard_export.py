@@ -16,11 +16,11 @@ SVG = "{http://www.w3.org/2000/svg}"
 # Stops per view for one sentence: heads, tokens, thumbnails, cells and buttons of a group
 # each count once, whatever their number.
 STOPS = {
-    "head": ["layer", "export", "help", "heads", "tokens"],
-    "model": ["export", "help", "thumbnails"],
+    "head": ["layer", "role", "export", "help", "heads", "tokens"],
+    "model": ["role", "export", "help", "thumbnails"],
     "neuron": ["layer", "head", "export", "help", "query tokens"],
     "matrix": ["mode", "layer", "head", "lines", "export", "help", "key tokens", "query tokens", "cells"],
-    "summary": ["statistic", "layout", "export", "help", "cells"],
+    "summary": ["statistic", "layout", "role", "export", "help", "cells"],
 }
 
 

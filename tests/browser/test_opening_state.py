@@ -128,7 +128,7 @@ def test_the_views_offer_exactly_the_declared_values(figure_page, synthetic_reco
     probe = figure_page([(pair, {"view": "matrix"}), (pair, {"view": "summary"})])
     offered = probe.figures.nth(0).locator('.attndocs-segmented[aria-label="Matrix"] .attndocs-seg')
     assert offered.evaluate_all("bs => bs.map(b => b.dataset.value)") == list(MATRIX_MODES) == probe.fig_eval(0, "fig => fig._allowed.mode")
-    stats = probe.figures.nth(1).locator("select option").evaluate_all("os => os.map(o => o.value)")
+    stats = probe.figures.nth(1).locator(".attndocs-control", has_text="Statistic").locator("select option").evaluate_all("os => os.map(o => o.value)")
     assert stats == list(SUMMARY_STATS) == probe.fig_eval(1, "fig => fig._allowed.stat")
 
 

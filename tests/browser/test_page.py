@@ -32,7 +32,7 @@ def test_two_head_and_two_model_views_work_independently(figure_page, synthetic_
     same = probe.canvas_stats(fig_canvas(0))["hash"]
     assert probe.canvas_stats(fig_canvas(1))["hash"] == same
 
-    probe.figures.nth(1).locator("select.attndocs-select").select_option("2")
+    probe.figures.nth(1).locator("select.attndocs-select").first.select_option("2")  # Layer (then Role)
     probe.figures.nth(1).locator('.attndocs-token[data-side="q"][data-index="3"]').hover()
     assert probe.fig_eval(0, "fig => [fig.state.layer, fig.state.token]") == [0, None]
     assert probe.fig_eval(1, "fig => [fig.state.layer, fig.state.token]") == [2, {"side": "q", "index": 3}]

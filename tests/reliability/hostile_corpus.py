@@ -85,6 +85,17 @@ _INJECTION_OUTCOME: dict[str, str | None] = {
     "layout": r"layout",
     "open": r"open",
     "scale": r"scale",
+    "step": r"step",
+    "role": r"role",
+    "difference": r"difference",
+    # Generation, comparisons and words (issue 14).
+    "words": r"words",
+    "generate": r"generate",
+    "seed": r"seed",
+    "temperature": r"temperature",
+    "compare-text": None,  # a second text like any other: the figure shows it, escaped
+    "compare-model": r"compare-model",
+    "compare-layer": r"compare-layer",
 }
 
 

@@ -32,6 +32,6 @@ def test_the_docs_build_with_W_and_show_live_figures(tmp_path, attndocs_cache, c
     index = (out / "index.html").read_text()
     assert len(re.findall(r'<figure class="attndocs-figure attndocs-view-head"', index)) == 1
     pages_with_figures = [p.name for p in sorted(out.glob("*.html")) if figure_payloads(p.read_text())]
-    assert pages_with_figures == ["index.html", "quickstart.html", "syntax.html"]
+    assert pages_with_figures == ["comparisons.html", "head-roles.html", "index.html", "quickstart.html", "syntax.html"]
     assert "Neuron adapters" in (out / "developer" / "neuron-adapters.html").read_text()
     assert "<code class=\"docutils literal notranslate\"><span class=\"pre\">&lt;section&gt;.attention</span></code>" in (out / "record-format.html").read_text()

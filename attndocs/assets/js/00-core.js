@@ -49,7 +49,12 @@
 //                        hasQK, scale}}
 //      .sectionOrder    section names in display order
 //      .neuron          {available: bool, reason: string|null}
+//      .words           (option words only) {style, sides: {side: [[piece, ...] per word]}}: the
+//                        tokens are words, each made of these pieces (25-words.js)
+//      .wordPieces      (option words, neuron view only) true: drawn per piece all the same
 //      .text, .textB, .target   the texts (textB and target only when the figure has them)
+//      .generation      (option generate only) {side, promptLength, generated, text, stopped,
+//                        settings}: the model wrote tokens promptLength.. of that side (32-steps.js)
 //      .options         {layer, heads, includeLayers, includeHeads, display, hash, caption?,
 //                        alt?, state?: {key: value} the state keys the author set (token
 //                        resolved to {side, index}); caption, alt and state only when set}
@@ -811,10 +816,12 @@ Figure.prototype.canvas = function (width, height) {
 
 Figure.prototype.tokenEl = function (side, index, text, special) {
   var label = (side === "q" ? "query" : side === "k" ? "key" : side) + " token " + (index + 1) + ": " + text;
-  return el("span", {
+  var node = el("span", {
     class: "attndocs-token" + (special ? " attndocs-special" : ""), role: "button", tabindex: "-1",
     "data-side": side, "data-index": String(index), "aria-label": label, text: text,
   });
+  attndocs.words.token(this, node, side, index);  // a word's pieces, as a tooltip (25-words.js)
+  return node;
 };
 
 Figure.prototype.exportSVG = function () {
@@ -971,7 +978,8 @@ function startFigure(figEl, header, store) {
   fig._applyTheme();
   watchThemes();
   try {
-    fig.view = factory(fig) || {};
+    // A comparison (header.compare) draws the view twice, A and B (36-compare.js).
+    fig.view = header.compare && attndocs.compare ? attndocs.compare.start(fig, factory) : factory(fig) || {};
   } catch (err) {
     console.warn("attndocs: the " + header.view + " view failed", err);
     forget(fig);
@@ -981,6 +989,8 @@ function startFigure(figEl, header, store) {
   fig._pendingHash = null;
   addExportButtons(fig);
   attndocs.explain.decorate(fig);
+  if (attndocs.steps) attndocs.steps.attach(fig);  // generated tokens and the step control (32-steps.js)
+  attndocs.words.decorate(fig);
   // One thing per press: the help, an open detail, then the selection.
   figEl.addEventListener("keydown", function (e) {
     if (e.key === "Escape" && !e.defaultPrevented && attndocs.explain.escape(fig)) e.preventDefault();

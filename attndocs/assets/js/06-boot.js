@@ -42,7 +42,8 @@ var RESERVE = {
   model: function (s, w) {
     var fit = attndocs._thumbLayout ? attndocs._thumbLayout(w, s.heads.length) : { size: 40, perRow: s.heads.length };
     var bands = Math.ceil(s.heads.length / fit.perRow);
-    return 57 + bands * (21 + s.layers.length * (Math.round(fit.size * 1.15) + 5)) + (w < 300 ? 20 : 0);
+    // The role select wraps the control bar onto a second row below about 360 px.
+    return 57 + bands * (21 + s.layers.length * (Math.round(fit.size * 1.15) + 5)) + (w < 360 ? 34 : 0) + (w < 300 ? 20 : 0);
   },
   neuron: function (s, w, rem) {
     return 95 + Math.min(s.shape[0] * 20 + 40, 40 * rem) + (w < 420 ? 40 : 0) + (w < 300 ? 20 : 0);
@@ -55,7 +56,9 @@ var RESERVE = {
   },
   summary: function (s, w) {
     var grid = 80 + s.layers.length * 32, gridW = 40 + s.heads.length * 38;
-    return 70 + (gridW + 270 > w ? grid + 330 : Math.max(grid, 470)) + (w < 300 ? 36 : 0);
+    // Narrow: the detail panel goes below the grid (its last line names the head's roles) and
+    // the role select takes a row of the control bar of its own.
+    return 70 + (gridW + 270 > w ? grid + 330 + 52 : Math.max(grid, 470)) + (w < 300 ? 36 : 0);
   },
 };
 

@@ -217,6 +217,20 @@ explain.frameSVG = function (fig, svg) {
   return doc.toString();
 };
 
+// -- what the named head roles mean (25-roles.js shows them; docs/head-roles.md says more) ---
+explain.ROLE_HELP = {
+  sink: "Why does every token attend to the first one? A head must spread a total weight of 1 over the keys, even when " +
+    "it has nothing to look up for a token; many heads then park their weight on the first token or a special token " +
+    "([CLS], [SEP], <s>, </s>), whose value changes little. A high sink score says the head is mostly idle on this text, " +
+    "not that the first token matters. Cross attention parks the same way, on <s>, </s> and often on \u201c.\u201d " +
+    "(punctuation is not counted in this score).",
+  previous: "Reads the token just before: how a model learns word order and bigrams.",
+  current: "Each token mostly looks at itself.",
+  broad: "Spreads its weight evenly: an average over the text. Untrained heads are broad too.",
+  induction: "In repeated text, looks at the token that came after the previous occurrence of the current token, " +
+    "the pattern that lets a model continue a sequence it has seen (in-context copying).",
+};
+
 // -- keyboard help ---------------------------------------------------------------------------
 var KEYS = [
   ["Tab", "moves from one group of controls to the next", null],
@@ -238,6 +252,7 @@ explain.helpControl = function (fig) {
     list.appendChild(el("dd", { text: k[1] }));
   });
   panel.appendChild(list);
+  (fig._helpNotes || []).forEach(function (note) { panel.appendChild(note); });  // a module's own help (25-roles.js)
   var button = el("button", {
     type: "button", class: "attndocs-button attndocs-helpbutton", text: "?", title: "Keyboard and mouse",
     "aria-label": "Keyboard and mouse help", "aria-expanded": "false", "aria-controls": fig.uid("keys"),

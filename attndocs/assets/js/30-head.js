@@ -731,6 +731,7 @@ attndocs.registerView("head", function (fig) {
   var heads = headButtons(fig, fig.body, function () { return fig.state.heads; }, function (list) {
     fig.setState({ heads: list });
   });
+  var roleUI = attndocs.roles.headView(fig, heads.el);  // 25-roles.js: named head roles
   var lines = attndocs.components.lines(fig, fig.body, {});
   fig.onTheme(function () { heads.sync(); lines.draw(); });
 
@@ -740,12 +741,14 @@ attndocs.registerView("head", function (fig) {
         if (sections) sections.set(fig.state.section);
         layers.rebuild();
         heads.render();
+        if (roleUI) roleUI.update(changes);
         showFilter();
         lines.relayout();
         return;
       }
       if ("layer" in changes) layers.set(fig.state.layer);
       if ("heads" in changes) heads.sync();
+      if (roleUI) roleUI.update(changes);
       if ("filter" in changes) filter.group.set(fig.state.filter);
       lines.draw();
     },

@@ -116,6 +116,7 @@ attndocs.registerView("model", function (fig) {
 
   var grid = el("div", { class: "attndocs-grid", role: "group", "aria-label": "Layers and heads" });
   fig.body.appendChild(grid);
+  var roleUI = attndocs.roles.modelView(fig, grid);  // 25-roles.js: named head roles
   var explain = attndocs.explain, tip = explain.tip(fig), key = explain.key(fig, fig.body);
   function showKey() {
     var colors = fig.colors();
@@ -217,6 +218,7 @@ attndocs.registerView("model", function (fig) {
         return true;
       },
     });
+    if (roleUI) roleUI.mark();
     drawAll();
   }
 
@@ -298,6 +300,7 @@ attndocs.registerView("model", function (fig) {
 
   return {
     update: function (changes) {
+      if (roleUI) roleUI.update(changes);
       if ("section" in changes) {
         if (sections) sections.set(fig.state.section);
         showFilter();

@@ -71,6 +71,7 @@ function summaryView(fig) {
   if (sectionCtl) fig.controls.appendChild(sectionCtl);
   fig.controls.appendChild(statCtl);
   fig.controls.appendChild(layoutCtl);
+  var roleUI = attndocs.roles.summaryView(fig);  // 25-roles.js: named head roles
 
   var help = el("p", { class: "attndocs-shelp" });
   var main = el("div", { class: "attndocs-smain" });
@@ -82,7 +83,8 @@ function summaryView(fig) {
   statKey.el.classList.add("attndocs-slegend");
   function cellTip(node, e) {
     var s = stat(), text = "Layer " + node.getAttribute("data-layer") + ", head " + node.getAttribute("data-head") + ": " +
-      s.label + " " + node.textContent + (s.unit && s.unit !== "share" ? " " + s.unit : "");
+      s.label + " " + node.textContent + (s.unit && s.unit !== "share" ? " " + s.unit : "") +
+      (roleUI ? roleUI.note(+node.getAttribute("data-layer"), +node.getAttribute("data-head")) : "");
     if (e) tip.show(text, e.clientX, e.clientY);
     else tip.showBy(node, text);
   }
@@ -147,6 +149,7 @@ function summaryView(fig) {
           text: util.fmt(v),
           on: { click: function () { open(layer, head); } },
         });
+        if (roleUI) roleUI.mark(cell, layer, head);
         grid.appendChild(cell);
       });
     });
@@ -177,6 +180,7 @@ function summaryView(fig) {
       d.heads.forEach(function (head, hi) {
         var row = { layer: layer, head: head };
         list.forEach(function (s) { row[s.key] = value(s.key, li, hi); });
+        if (roleUI) row.roles = roleUI.column.value(layer, head);
         rows.push(row);
       });
     });
@@ -190,7 +194,7 @@ function summaryView(fig) {
     }
     var columns = [{ key: "layer", label: "Layer" }, { key: "head", label: "Head" }].concat(list.map(function (s) {
       return { key: s.key, label: s.short, title: s.help };
-    }));
+    })).concat(roleUI ? [roleUI.column] : []);
     var headRow = el("tr");
     columns.forEach(function (col) {
       var sorted = sort.key === col.key;
@@ -218,9 +222,10 @@ function summaryView(fig) {
         var v = row[col.key];
         tr.appendChild(el("td", {
           class: col.key === current.key ? "attndocs-scurrent" : null,
-          text: col.key === "layer" || col.key === "head" ? String(v) : util.fmt(v),
+          text: col.text ? col.text(row.layer, row.head) : col.key === "layer" || col.key === "head" ? String(v) : util.fmt(v),
         }));
       });
+      if (roleUI) roleUI.mark(tr, row.layer, row.head);
       body.appendChild(tr);
     });
     util.roving(body, ".attndocs-srow", {
@@ -272,6 +277,7 @@ function summaryView(fig) {
       list.appendChild(el("dt", { text: s.label }));
       list.appendChild(el("dd", { text: util.fmt(value(s.key, li, hi)) + (s.unit && s.unit !== "share" ? " " + s.unit : "") }));
     });
+    if (roleUI) roleUI.detail(list, now.layer, now.head);
     detail.textContent = "";
     detail.appendChild(el("h4", { class: "attndocs-stitle", text: "Layer " + now.layer + " \u00b7 head " + now.head }));
     detail.appendChild(el("div", { class: "attndocs-sminibox", title: "rows: query tokens, columns: key tokens" }, [canvas]));
@@ -299,7 +305,8 @@ function summaryView(fig) {
       }
       if ("stat" in changes) statCtl.set(stat().key);
       if ("layout" in changes) layoutCtl.set(fig.state.layout);
-      if ("section" in changes || "stat" in changes || "layout" in changes || "layer" in changes || "heads" in changes || "scale" in changes) render();
+      if (roleUI) roleUI.update(changes);
+      if ("section" in changes || "stat" in changes || "layout" in changes || "layer" in changes || "heads" in changes || "scale" in changes || "role" in changes) render();
     },
     exportLabel: function () {
       var now = openHead();
