@@ -28,6 +28,9 @@ EXAMPLE = Path(__file__).parents[2] / "example_site"
 #   controls: {a select's label or a button group (section, mode, layout, filter): its value}
 #   token:    (side, text) of the selected token; None: no token selected; locked: held as by a click
 #   lines_from_token / cls_darkest / pale / rows_cols / detail: pixel and geometry checks
+#   difference: (row, bluest column, most orange column) of a comparison's A - B matrix, the row outlined
+#   step:     (slider value, the token being written) of a generation figure
+#   role_cells: the (layer, head) cells marked for the figure's role
 OPENINGS: dict[str, list[dict[str, Any]]] = {
     "index": [
         {"view": "head", "controls": {"layer": "3"}, "heads": [1], "token": ("q", "it"), "lines_from_token": True},
@@ -35,6 +38,8 @@ OPENINGS: dict[str, list[dict[str, Any]]] = {
     "01-encoder": [
         {"view": "head", "controls": {"layer": "3"}, "heads": [1], "token": ("q", "it"), "lines_from_token": True},
         {"view": "head", "controls": {"layer": "3"}, "heads": [1], "token": ("q", "it"), "lines_from_token": True},
+        # "tired" minus "wide": the row of "it" is outlined, bluest on "animal", most orange on [CLS].
+        {"view": "matrix", "controls": {"layer": "3", "head": "1"}, "difference": ("it", "animal", "[CLS]")},
         {"view": "model", "token": None},
         {"view": "neuron", "controls": {"layer": "3", "head": "1"}, "token": ("q", "it"), "locked": True},
     ],
@@ -43,16 +48,23 @@ OPENINGS: dict[str, list[dict[str, Any]]] = {
         {"view": "head", "controls": {"layer": "18"}, "heads": [6], "token": ("q", "is"), "token_index": 18, "lines_from_token": True},
         {"view": "neuron", "controls": {"layer": "18", "head": "6"}, "token": ("q", "is"), "token_index": 18, "locked": True},
     ],
-    "03-encoder-decoder": [
+    "03-generation": [
+        # Step 1 writes " Berlin": the last " is" (position 11) is the locked query, its lines go out.
+        {"view": "head", "controls": {"layer": "16"}, "heads": [4], "token": ("q", "is"), "token_index": 11, "locked": True,
+         "lines_from_token": True, "step": ("1", "Berlin")},
+        {"view": "summary", "controls": {"statistic": "previous", "role": "induction"}, "detail": "Layer 17 · head 5",
+         "role_cells": [(17, 5), (18, 6), (20, 5)]},
+    ],
+    "04-encoder-decoder": [
         {"view": "head", "controls": {"section": "encoder"}, "token": None},
         {"view": "matrix", "controls": {"section": "cross", "mode": "head"}, "rows_cols": (10, 9), "pale": True},
     ],
-    "04-matrix-and-summary": [
+    "05-matrix-and-summary": [
         {"view": "matrix", "controls": {"mode": "head", "layer": "3", "head": "1"}, "token": ("q", "it"), "locked": True},
         {"view": "matrix", "controls": {"mode": "rollout", "layer": "5"}, "token": None, "cls_darkest": True},
         {"view": "summary", "controls": {"statistic": "previous"}, "detail": "Layer 0 · head 2", "top_cell": (0, 2)},
     ],
-    "05-writing-figures": [
+    "06-writing-figures": [
         {"view": "model", "token": None},
     ],
 }
@@ -138,6 +150,30 @@ def course(tmp_path_factory) -> Path:
     return report.out
 
 
+# A comparison's difference matrix: the outlined (picked) row's label, and in that row the
+# columns whose cells are the most blue (A higher) and the most orange (B higher).
+DIFFERENCE_JS = """
+(fig) => {
+  const rows = Array.from(fig.querySelectorAll('.attndocs-compare-rows .attndocs-compare-tok'));
+  const cols = Array.from(fig.querySelectorAll('.attndocs-compare-cols .attndocs-compare-tok'));
+  const picked = rows.findIndex(r => r.classList.contains('attndocs-compare-picked'));
+  const canvas = fig.querySelector('canvas.attndocs-compare-canvas');
+  if (picked < 0 || !canvas) return {picked: null};
+  const w = canvas.width, h = canvas.height, d = canvas.getContext('2d').getImageData(0, 0, w, h).data;
+  const y0 = Math.floor(picked * h / rows.length) + 4, y1 = Math.floor((picked + 1) * h / rows.length) - 4;
+  const lean = cols.map((_, j) => {
+    const x0 = Math.floor(j * w / cols.length) + 4, x1 = Math.floor((j + 1) * w / cols.length) - 4;
+    let sum = 0, n = 0;
+    for (let y = y0; y <= y1; y++) for (let x = x0; x <= x1; x++) { const i = 4 * (y * w + x); sum += d[i + 2] - d[i]; n++; }
+    return n ? sum / n : 0;
+  });
+  const most = (sign) => lean.reduce((best, v, j) => (sign * v > sign * lean[best] ? j : best), 0);
+  return {picked: rows[picked].textContent.trim(), shown: fig.getAttribute('data-compare-show'),
+          blue: cols[most(1)].textContent.trim(), orange: cols[most(-1)].textContent.trim()};
+}
+"""
+
+
 def canvas_pixels(figure: Any, selector: str, rows: int = 0, cols: int = 0) -> dict[str, Any]:
     canvas = figure.locator(selector).first.element_handle()
     return figure.page.evaluate(CANVAS_JS, [canvas, rows, cols])
@@ -189,6 +225,20 @@ def check_figure(figure: Any, expected: dict[str, Any], where: str) -> None:
         assert cells["max"] < 0.4 * key["max"], f"{where}: darkest cell {cells['max']:.2f}, key {key['max']:.2f}"
     if "detail" in expected:
         assert seen["detail"] == expected["detail"], where
+    if "difference" in expected:
+        row, blue, orange = expected["difference"]
+        seen_diff = figure.evaluate(DIFFERENCE_JS)
+        assert seen_diff == {"picked": row, "shown": "diff", "blue": blue, "orange": orange}, f"{where}: {seen_diff}"
+    if "step" in expected:
+        value, written = expected["step"]
+        assert figure.locator("input.attndocs-step-slider").input_value() == value, where
+        writing = figure.locator(".attndocs-token.attndocs-writing").all_inner_texts()
+        assert writing and {t.strip() for t in writing} == {written}, f"{where}: writing {writing}"
+    if "role_cells" in expected:
+        marked = figure.locator(".attndocs-scell.attndocs-role-hit").evaluate_all(
+            "cells => cells.map(c => [+c.getAttribute('data-layer'), +c.getAttribute('data-head')])"
+        )
+        assert sorted(map(tuple, marked)) == sorted(expected["role_cells"]), f"{where}: marked {marked}"
     if "top_cell" in expected:
         darkest = min(seen["cells"], key=lambda c: c["lum"])
         assert (darkest["layer"], darkest["head"]) == expected["top_cell"], f"{where}: darkest cell {darkest}"
@@ -222,8 +272,8 @@ def test_every_course_figure_opens_on_its_caption_point(course, open_site):
 
 SPHINX_OPENINGS = {
     "index.html": OPENINGS["index"],
-    "encoder.html": OPENINGS["01-encoder"][:3],
-    "decoder.html": OPENINGS["02-decoder"],
+    "encoder.html": OPENINGS["01-encoder"][:4],
+    "decoder.html": [OPENINGS["02-decoder"][0], OPENINGS["03-generation"][0], OPENINGS["02-decoder"][1]],
 }
 
 

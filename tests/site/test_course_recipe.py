@@ -23,7 +23,7 @@ pytestmark = pytest.mark.real
 
 ROOT = Path(__file__).parents[2]
 EXAMPLE = ROOT / "example_site"
-PAGE = EXAMPLE / "docs" / "05-writing-figures.md"
+PAGE = EXAMPLE / "docs" / "06-writing-figures.md"
 SECTION = "## Computing once, publishing anywhere"
 
 

@@ -263,8 +263,13 @@ function differencePane(fig, c, side, ui) {
     var aTokens = fig.tokens(info.rows), bTokens = b.tokens(infoB.rows);
     var aCols = fig.tokens(info.cols), bCols = b.tokens(infoB.cols);
     unalignedNote(rowsAl, colsAl, info);
-    heatmap("hatched: no difference (token not aligned)", rows.map(function (r) { return axisLabel(r, aTokens, bTokens); }),
-      cols.map(function (col) { return axisLabel(col, aCols, bCols); }), values, maxAbs, function (i, j, v) {
+    // The selected token's row (a query) or column (a key) is outlined, as the matrix view does.
+    var token = fig.state.token, mark = { row: -1, col: -1 };
+    if (token && token.side === "q") mark.row = rows.findIndex(function (r) { return r[0] === token.index; });
+    if (token && token.side === "k") mark.col = cols.findIndex(function (col) { return col[0] === token.index; });
+    var rowLabels = rows.map(function (r, i) { return picked(axisLabel(r, aTokens, bTokens), i === mark.row); });
+    var colLabels = cols.map(function (col, j) { return picked(axisLabel(col, aCols, bCols), j === mark.col); });
+    heatmap("hatched: no difference (token not aligned)", rowLabels, colLabels, values, maxAbs, function (i, j, v) {
         var rl = axisLabel(rows[i], aTokens, bTokens).text, cl = axisLabel(cols[j], aCols, bCols).text;
         if (!v) return rl + " \u2192 " + cl + ": no difference (the token is only in " + (rows[i][0] < 0 || cols[j][0] < 0 ? "B" : "A") + ")";
         return rl + " \u2192 " + cl + ": A " + v[0].toFixed(3) + ", B " + v[1].toFixed(3) + ", A \u2212 B " + signed(v[0] - v[1]);
@@ -323,7 +328,13 @@ function differencePane(fig, c, side, ui) {
     note.textContent = message;
   }
 
-  // A grid of cells coloured by A - B; values[i * cols + j] = [a, b] or null (hatched).
+  function picked(label, on) {
+    if (on) label.cls = (label.cls ? label.cls + " " : "") + "attndocs-compare-picked";
+    return label;
+  }
+
+  // A grid of cells coloured by A - B; values[i * cols + j] = [a, b] or null (hatched). A label
+  // marked picked (the selected token) has its row or column outlined.
   function heatmap(hatchText, rowLabels, colLabels, values, maxAbs, describe) {
     var colors = fig.colors();
     var nr = rowLabels.length, nc = colLabels.length;
@@ -349,6 +360,14 @@ function differencePane(fig, c, side, ui) {
         }
       }
     }
+    ctx.strokeStyle = colors.fg;
+    ctx.lineWidth = 2;
+    rowLabels.forEach(function (label, i) {
+      if (/attndocs-compare-picked/.test(label.cls)) ctx.strokeRect(1, i * size + 1, nc * size - 2, size - 2);
+    });
+    colLabels.forEach(function (label, j) {
+      if (/attndocs-compare-picked/.test(label.cls)) ctx.strokeRect(j * size + 1, 1, size - 2, nr * size - 2);
+    });
     grid.appendChild(el("div", { class: "attndocs-compare-corner" }));
     grid.appendChild(top);
     grid.appendChild(left);
@@ -389,7 +408,7 @@ function differencePane(fig, c, side, ui) {
         return;
       }
       if (!pane.hidden && (changes.section !== undefined || changes.layer !== undefined || changes.heads !== undefined ||
-          changes.mode !== undefined || changes.stat !== undefined)) draw();
+          changes.mode !== undefined || changes.stat !== undefined || changes.token !== undefined)) draw();
     },
   };
 }
