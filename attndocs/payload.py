@@ -766,11 +766,19 @@ def build_payload(
     selection = select_layers_heads(record, options)
     with_qk = (options.view == "neuron") if qk is None else qk
     order = sorted(record.sections, key=lambda n: _SECTION_ORDER.get(n, len(_SECTION_ORDER)))
-    extras_arrays, analysis_json = _analysis_extras(record, options)
-    extras_arrays = {name: np.asarray(extras_arrays[name], dtype=np.float32) for name in sorted(extras_arrays)}
-    plan = _plan(record, options, selection, order, with_qk, extras_arrays)
-    writer = _ChunkWriter(plan.first, plan.single)
-    sections = {name: _encode_section(record, name, selection, plan, writer, with_qk) for name in order}
+    from .analysis import ARRAY_VIEWS
+
+    # The analysis on a thread of its own, beside the encoding, unless the view ships analysis
+    # arrays (the matrix view's): the plan places those, so they come first.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        analysis_job = pool.submit(_analysis_extras, record, options)
+        extras_arrays = analysis_job.result()[0] if options.view in ARRAY_VIEWS else {}
+        extras_arrays = {name: np.asarray(extras_arrays[name], dtype=np.float32) for name in sorted(extras_arrays)}
+        plan = _plan(record, options, selection, order, with_qk, extras_arrays)
+        writer = _ChunkWriter(plan.first, plan.single)
+        sections = {name: _encode_section(record, name, selection, plan, writer, with_qk) for name in order}
+        # Done before the second record's analysis: its BLAS thread limit is process-wide, one at a time.
+        analysis_json = analysis_job.result()[1]
     compared = _compare_json(record, compare, options, selection, plan, writer) if compare_mode(options) else None
 
     extras = {}

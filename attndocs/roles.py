@@ -33,7 +33,6 @@ decimals), reaches the role's threshold (:data:`THRESHOLDS`); a head may have se
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -93,6 +92,10 @@ def induction_targets(tokens: Sequence[str], special: Sequence[bool] | None = No
     return out
 
 
+# What the roles take from :func:`attndocs.analysis.head_statistics` when no statistics are given.
+ROLE_STATISTICS = ("entropy_norm", "previous")
+
+
 def head_role_scores(
     section: Section,
     *,
@@ -100,21 +103,32 @@ def head_role_scores(
     tokens: Sequence[str] | None = None,
     row_special: Sequence[bool] | None = None,
     statistics: Mapping[str, np.ndarray | None] | None = None,
+    layers: Sequence[int] | None = None,
+    heads: Sequence[int] | None = None,
 ) -> dict[str, np.ndarray]:
     """Each role's score ``[layers, heads]`` float64 in [0, 1] for one section; roles the section has no score for are absent.
 
     ``tokens`` (the row side's tokens, for a self-attention section) give the induction score;
-    ``statistics`` are :func:`attndocs.analysis.head_statistics` of the same section when the
-    caller has them already (their ``previous`` and ``entropy_norm`` are reused).
+    ``statistics`` are :func:`attndocs.analysis.head_statistics` of the same section, heads and
+    key side's special tokens when the caller has them already (their ``previous`` and
+    ``entropy_norm`` are reused, and ``special`` and ``self`` where they are the same number as
+    ``sink`` and ``current``). ``layers`` and ``heads`` (model indices, default all) score only
+    those heads: the arrays are then ``[len(layers), len(heads)]``, each head's scores exactly
+    those of the full computation.
     """
     attention = section.attention
-    layers, heads, rows, cols = attention.shape
+    _, all_heads, rows, cols = attention.shape
+    layer_list = list(range(attention.shape[0])) if layers is None else [int(x) for x in layers]
+    head_list = list(range(all_heads)) if heads is None else [int(h) for h in heads]
+    every_head = head_list == list(range(all_heads))
     if statistics is None:
         from .analysis import head_statistics
 
-        statistics = head_statistics(section)
+        statistics = head_statistics(section, layers=layer_list, heads=head_list, only=ROLE_STATISTICS)
     same_side = section.rows == section.cols and rows == cols
     choice = attendable_keys(rows, cols, section.causal) > 1
+    rows_with_choice = np.flatnonzero(choice)
+    every_row = len(rows_with_choice) == rows
     sink_cols = sink_keys(cols, key_special)
     targets = induction_targets(tokens, row_special) if same_side and tokens is not None else {}
     if len(targets) < INDUCTION_MIN_QUERIES:
@@ -126,20 +140,38 @@ def head_role_scores(
     pair_cols = np.array([j for i in sorted(targets) for j in targets[i]], int)
     sink_vector = sink_cols.astype(np.float32)
 
-    out: dict[str, np.ndarray] = {}
-    sink = np.zeros((layers, heads))
-    current = np.zeros((layers, heads)) if same_side else None
-    induction = np.zeros((layers, heads)) if targets else None
-    rows_with_choice = np.flatnonzero(choice)
-    for layer in range(layers):
-        a = np.asarray(attention[layer], dtype=np.float32)  # [heads, rows, cols]
-        if len(rows_with_choice):
-            sink[layer] = (a @ sink_vector)[:, rows_with_choice].mean(axis=1, dtype=np.float64)
-            if current is not None:
-                current[layer] = a[:, rows_with_choice, rows_with_choice].mean(axis=1, dtype=np.float64)
-        if induction is not None:
-            induction[layer] = a[:, pair_rows, pair_cols].sum(axis=1, dtype=np.float64) / len(targets)
-    out["sink"] = sink
+    # The statistics' special share is the sink score, computed the same way, when the sink keys are the
+    # special keys (a first token that is special: [CLS], <s>) and every row counts; their self share is
+    # the current score when every row counts. Then no pass over the attention is left but induction's.
+    shape = (len(layer_list), len(head_list))
+    special = statistics.get("special")
+    reuse_sink = (
+        every_row
+        and special is not None
+        and key_special is not None
+        and len(key_special) == cols
+        and np.array_equal(sink_cols, np.asarray(key_special, bool))
+    )
+    sink = np.asarray(special) if reuse_sink else np.zeros(shape)
+    reuse_current = same_side and every_row and statistics.get("self") is not None
+    current = None
+    if same_side:
+        current = np.asarray(statistics["self"]) if reuse_current else np.zeros(shape)
+    induction = np.zeros(shape) if targets else None
+    compute_sink = not reuse_sink and len(rows_with_choice) > 0
+    compute_current = same_side and not reuse_current and len(rows_with_choice) > 0
+    if compute_sink or compute_current or induction is not None:
+        for out, layer in enumerate(layer_list):
+            a = np.asarray(attention[layer], dtype=np.float32)  # [heads, rows, cols]
+            if not every_head:
+                a = a[head_list]
+            if compute_sink:
+                sink[out] = (a @ sink_vector)[:, rows_with_choice].mean(axis=1, dtype=np.float64)
+            if compute_current:
+                current[out] = a[:, rows_with_choice, rows_with_choice].mean(axis=1, dtype=np.float64)
+            if induction is not None:
+                induction[out] = a[:, pair_rows, pair_cols].sum(axis=1, dtype=np.float64) / len(targets)
+    out: dict[str, np.ndarray] = {"sink": sink}
     if statistics.get("previous") is not None:
         out["previous"] = np.asarray(statistics["previous"], np.float64)
     if current is not None:
@@ -151,20 +183,27 @@ def head_role_scores(
 
 
 def record_role_scores(
-    record: AttentionRecord, name: str, statistics: Mapping[str, np.ndarray | None] | None = None
+    record: AttentionRecord,
+    name: str,
+    statistics: Mapping[str, np.ndarray | None] | None = None,
+    *,
+    layers: Sequence[int] | None = None,
+    heads: Sequence[int] | None = None,
 ) -> dict[str, np.ndarray]:
     """:func:`head_role_scores` for section ``name`` of a record, with its sides' tokens and special marks."""
     section = record.sections[name]
     key_side = record.sides.get(section.cols)
     row_side = record.sides.get(section.rows)
     if statistics is None:
-        statistics = record_statistics(record, name)
+        statistics = record_statistics(record, name, layers=layers, heads=heads, only=ROLE_STATISTICS)
     return head_role_scores(
         section,
         key_special=key_side.special if key_side is not None else None,
         tokens=row_side.tokens if row_side is not None and section.rows == section.cols else None,
         row_special=row_side.special if row_side is not None else None,
         statistics=statistics,
+        layers=layers,
+        heads=heads,
     )
 
 
@@ -241,20 +280,10 @@ def section_roles_payload(
     """What a figure ships of section ``name``'s roles for the included ``layers`` and ``heads``.
 
     Dense (the summary view: :func:`roles_json`) or, with ``sparse``, the named heads only (the
-    head view: :func:`named_json`). Without ``statistics`` (computed for every head already)
-    only the included heads are scored.
+    head view: :func:`named_json`). Only the included heads are scored; ``statistics``, when
+    given, are :func:`attndocs.analysis.record_statistics` of those same layers and heads.
     """
-    if statistics is not None:
-        scores = record_role_scores(record, name, statistics)
-        if sparse:
-            scores = {role: values[np.ix_(layers, heads)] for role, values in scores.items()}
-            return named_json(scores, layers, heads)
-        return roles_json(scores, layers, heads)
-    section = record.sections[name]
-    if len(layers) < section.layers or len(heads) < section.heads:
-        picked = np.asarray(section.attention)[np.ix_(layers, heads)]
-        record = replace(record, sections={**record.sections, name: replace(section, attention=picked)})
-    scores = record_role_scores(record, name)
+    scores = record_role_scores(record, name, statistics, layers=layers, heads=heads)
     if sparse:
         return named_json(scores, layers, heads)
     return roles_json(scores, list(range(len(layers))), list(range(len(heads))))

@@ -122,6 +122,26 @@ def test_cross_attention_has_no_position_statistics():
     assert stats["special"][0, 0] == pytest.approx(1 / 3)
 
 
+@pytest.mark.parametrize("causal", [False, True])
+def test_statistics_of_some_heads_are_exactly_those_of_the_full_computation(causal):
+    # A figure of two layers computes only those (include-layers / include-heads): the numbers must be
+    # the very same floats as when every head is computed, or a figure would change with what it includes.
+    rng = np.random.default_rng(8)
+    n = 300  # more rows than one entropy block holds at this length: blocks must not change a row's sum
+    attention = _random_attention(rng, 3, 4, n, n, causal=causal)
+    attention[:, :, :, 5] = 0.0  # exact zeros: a ln a is 0 there
+    attention /= attention.sum(axis=-1, keepdims=True)
+    special = [k in (0, 7) for k in range(n)]
+    full = head_statistics(_section(attention, causal=causal), key_special=special, text_b_start=120)
+    some = head_statistics(_section(attention, causal=causal), key_special=special, text_b_start=120, layers=[2, 0], heads=[3, 1])
+    for name, values in full.items():
+        assert values is not None and some[name].shape == (2, 2), name
+        assert np.array_equal(some[name], values[np.ix_([2, 0], [3, 1])]), name
+    only = head_statistics(_section(attention, causal=causal), key_special=special, only=("entropy_norm", "previous"))
+    assert {name for name, values in only.items() if values is not None} == {"entropy_norm", "previous"}
+    assert np.array_equal(only["entropy_norm"], full["entropy_norm"]) and np.array_equal(only["previous"], full["previous"])
+
+
 # -- aggregates and rollout ----------------------------------------------------------------------
 def test_mean_and_max_over_heads_and_layers():
     a = np.array([[[[0.2, 0.8]], [[0.6, 0.4]]], [[[1.0, 0.0]], [[0.0, 1.0]]]], np.float32)  # [2, 2, 1, 2]

@@ -336,3 +336,87 @@ def test_notebook_figure_with_generation(tmp_path, tiny_model_dir):
     shown = attndocs.figure(PROMPT, model=str(tiny_model_dir("gpt2")), generate=3, seed=5, view="neuron", html_action="return", settings={"cache_dir": str(tmp_path / "cache")})
     header = _generation_of(shown.data)
     assert header["generation"]["settings"]["seed"] == 5 and header["neuron"]["available"]
+
+
+# -- one copy of the weights ------------------------------------------------------------------------
+@pytest.mark.parametrize("family", ["gpt2", "llama", "t5", "bart", "marian"])
+def test_generating_shares_the_loaded_weights(tiny_model_dir, family):
+    from attndocs.extract.generate import generator
+
+    loaded = _loaded(tiny_model_dir(family))
+    record = _one(loaded, text=PROMPT, generate=3)
+    lm = generator(loaded)
+    assert lm is not loaded.model and lm.can_generate() and loaded.generator is lm  # held beside the loaded model
+    base = {p.data_ptr() for p in loaded.model.parameters()}
+    assert all(p.data_ptr() in base for p in lm.parameters())  # tied head: not one tensor of its own
+    assert not any(t.is_meta for t in [*lm.parameters(), *lm.buffers()])
+    want = _reference_ids(loaded, _lm(tiny_model_dir(family), loaded.ref.kind), PROMPT, 3)
+    assert loaded.tokenizer.convert_tokens_to_ids(record.sides["decoder"].tokens) == want
+
+
+def _untied_gpt2(folder: Path, tiny: Path, with_head: bool) -> Path:
+    """The tiny GPT-2 with an output head of its own (not tied to the embeddings), saved with or without it."""
+    import shutil
+
+    shutil.copytree(tiny, folder)
+    config = transformers.AutoConfig.from_pretrained(str(tiny))
+    config.tie_word_embeddings = False
+    config.attndocs_test_copy = str(folder)  # a model of its own for the loader's cache
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(11)
+        lm = transformers.GPT2LMHeadModel(config)
+    (lm if with_head else lm.transformer).save_pretrained(str(folder))
+    return folder
+
+
+def test_an_untied_head_is_read_from_the_checkpoint_and_the_base_still_shared(tmp_path, tiny_model_dir):
+    from attndocs.extract.generate import generator
+
+    path = _untied_gpt2(tmp_path / "untied", tiny_model_dir("gpt2"), with_head=True)
+    loaded = _loaded(path)
+    record = _one(loaded, text=PROMPT, generate=5)
+    lm = generator(loaded)
+    base = {p.data_ptr() for p in loaded.model.parameters()}
+    own = [name for name, p in lm.named_parameters() if p.data_ptr() not in base]
+    assert own == ["lm_head.weight"]  # the head alone: every other weight is the loaded model's
+    saved = transformers.GPT2LMHeadModel.from_pretrained(str(path)).lm_head.weight
+    assert torch.equal(lm.lm_head.weight, saved) and not torch.equal(saved, loaded.model.wte.weight)
+    want = _reference_ids(loaded, _lm(path, "decoder"), PROMPT, 5)
+    assert loaded.tokenizer.convert_tokens_to_ids(record.sides["decoder"].tokens) == want
+
+
+def test_a_checkpoint_without_its_untied_head_cannot_generate(tmp_path, tiny_model_dir):
+    from attndocs.errors import ModelError
+
+    loaded = _loaded(_untied_gpt2(tmp_path / "headless", tiny_model_dir("gpt2"), with_head=False))
+    result = extract(loaded, [ExtractRequest(text=PROMPT, generate=3)])[0]
+    assert isinstance(result, ModelError) and "no trained language-model head" in str(result)
+    assert "lm_head.weight" in str(result)
+
+
+def test_a_stored_head_that_differs_from_the_tied_embeddings_is_the_checkpoints(tmp_path, tiny_model_dir):
+    # transformers ties only equal weights: a checkpoint whose lm_head differs keeps it, and so does generating.
+    from attndocs.extract.generate import generator
+
+    path = _untied_gpt2(tmp_path / "stored", tiny_model_dir("gpt2"), with_head=True)
+    config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    config["tie_word_embeddings"] = True
+    (path / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    loaded = _loaded(path)
+    record = _one(loaded, text=PROMPT, generate=5)
+    lm = generator(loaded)
+    assert not torch.equal(lm.lm_head.weight, loaded.model.wte.weight)
+    want = _reference_ids(loaded, _lm(path, "decoder"), PROMPT, 5)
+    assert loaded.tokenizer.convert_tokens_to_ids(record.sides["decoder"].tokens) == want
+
+
+def test_a_class_that_does_not_take_the_loaded_model_falls_back_to_its_own_copy(monkeypatch, tmp_path, fresh_model_copy):
+    from attndocs.extract import generate
+
+    monkeypatch.setattr(generate, "_graft", lambda lm, base: None)
+    path = fresh_model_copy("gpt2", tmp_path / "copy")
+    loaded = _loaded(path)
+    record = _one(loaded, text=PROMPT, generate=4)
+    assert loaded.tokenizer.convert_tokens_to_ids(record.sides["decoder"].tokens) == _reference_ids(loaded, _lm(path, "decoder"), PROMPT, 4)
+    base = {p.data_ptr() for p in loaded.model.parameters()}
+    assert not any(p.data_ptr() in base for p in generate.generator(loaded).parameters())

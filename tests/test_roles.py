@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import attndocs
-from attndocs.analysis import payload_extras, record_statistics
+from attndocs.analysis import head_statistics, payload_extras, record_statistics
 from attndocs.errors import OptionError
 from attndocs.options import FigureOptions
 from attndocs.record import AttentionRecord, Section, Side
@@ -204,6 +204,36 @@ def test_the_summary_ships_every_included_heads_scores_within_rounding():
         np.testing.assert_allclose(np.asarray(shipped[role]) / 100, values[np.ix_([0, 2], [1, 2, 3])], atol=0.005)
     assert info["roleThresholds"] == {role: round(t * 100) for role, t in THRESHOLDS.items()}
     assert shipped["previous"][0][0] == 100  # layer 0, head 1
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("first_special", [True, False])
+def test_scores_are_the_same_from_the_summarys_statistics_for_some_heads_or_alone(causal, first_special):
+    # The summary hands its statistics over (its special and self shares stand in for sink and current
+    # where they are the same number); the head view scores the included heads alone. Same floats.
+    rng = np.random.default_rng(9)
+    tokens = TOKENS + TOKENS  # repeated: induction is scored
+    n = len(tokens)
+    special = [first_special and k == 0 or k == n - 1 for k in range(n)]
+    attention = _layered(rng, 3, 4, n)
+    if causal:
+        attention = np.tril(attention)
+        attention[:, :, 0, 0] = 1.0  # row 0 sees itself alone
+        attention /= attention.sum(-1, keepdims=True)
+    section = Section("encoder", attention.astype(np.float32), "encoder", "encoder", causal=causal)
+    facts = {"key_special": special, "tokens": tokens, "row_special": special}
+    alone = head_role_scores(section, **facts)
+    assert "induction" in alone
+    stats = head_statistics(section, key_special=special)
+    handed = head_role_scores(section, statistics=stats, **facts)
+    some = head_role_scores(section, layers=[1, 2], heads=[0, 2, 3], **facts)
+    some_handed = head_role_scores(
+        section, statistics=head_statistics(section, key_special=special, layers=[1, 2], heads=[0, 2, 3]), layers=[1, 2], heads=[0, 2, 3], **facts
+    )
+    for role, values in alone.items():
+        assert np.array_equal(handed[role], values), role
+        assert np.array_equal(some[role], values[np.ix_([1, 2], [0, 2, 3])]), role
+        assert np.array_equal(some_handed[role], some[role]), role
 
 
 @pytest.mark.parametrize("view", ["head", "model"])

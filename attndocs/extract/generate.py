@@ -7,15 +7,19 @@ decoded text tokenised again, so the record holds exactly the tokens the model w
 attention rows are those of one forward pass over that sequence; row ``p`` of the decoder
 attention is what the model looked at when it wrote token ``p + 1``.
 
-The base models extraction runs (``AutoModel``) have no language-model head, so the
-generating model is loaded once per model beside them (``AutoModelForCausalLM`` /
-``AutoModelForSeq2SeqLM``); a checkpoint whose head would be random is refused.
+The base models extraction runs (``AutoModel``) have no language-model head, so generation
+builds the model's ``AutoModelForCausalLM`` / ``AutoModelForSeq2SeqLM`` class around the loaded
+base model, sharing its weights, and reads only the head from the checkpoint (or ties it to the
+embeddings): generating costs the head's memory, not a second copy of the model. A checkpoint
+whose head would be random is refused.
 """
 
 from __future__ import annotations
 
 import copy
 import inspect
+import logging
+import re
 import threading
 from typing import Any
 
@@ -24,8 +28,8 @@ from ..record import Side
 from .run import ExtractRequest, _decoder_ids, _Encoded, _side, position_limits
 from .tokens import token_style
 
-_GENERATORS: dict[tuple, Any] = {}
 _LOCK = threading.Lock()
+log = logging.getLogger("attndocs")
 
 
 def settings_of(request: ExtractRequest) -> dict[str, Any]:
@@ -209,19 +213,101 @@ def _eos_ids(loaded: Any) -> list[int]:
 
 def generator(loaded: Any) -> Any:
     """A model of the loaded one that can generate: itself when it has its head (EncoderDecoderModel),
-    else its causal-LM / seq2seq-LM class loaded once from the same files, placed and typed the same."""
+    else its causal-LM / seq2seq-LM class built around the loaded base model (:func:`_load_generator`),
+    once per loaded model and held beside it (``loaded.generator``)."""
     model = loaded.model
     if getattr(model, "can_generate", lambda: False)():
         return model
-    ref = loaded.ref
-    key = (ref.model_id, ref.revision, str(loaded.device), getattr(loaded, "dtype", "float32"))
     with _LOCK:
-        if key not in _GENERATORS:
-            _GENERATORS[key] = _load_generator(loaded)
-        return _GENERATORS[key]
+        if getattr(loaded, "generator", None) is None:
+            loaded.generator = _load_generator(loaded)
+        return loaded.generator
 
 
 def _load_generator(loaded: Any) -> Any:
+    """The language-model class of the loaded model, sharing its weights: no second copy of the model.
+
+    The class is built on the meta device (no memory), the loaded base model takes the place
+    of its base (``base_model_prefix``; or, as in T5, the modules the two classes share by
+    name), and only what is left, the head, comes from the checkpoint, one tensor at a time:
+    tied to the input embeddings when the config ties them (``tie_word_embeddings``), else read
+    by name. An 8B model generates with its own weights plus its head, not twice its weights.
+    """
+    import torch
+    import transformers
+
+    ref, base = loaded.ref, loaded.model
+    if any(p.is_meta for p in base.parameters()):
+        # Weights offloaded to disk under a device map: not in memory, and accelerate's hooks bring each
+        # in for its own module only, so the head is placed by accelerate too, in a class of its own.
+        return _load_separate(loaded)
+    cls = transformers.AutoModelForSeq2SeqLM if ref.kind == "encoder-decoder" else transformers.AutoModelForCausalLM
+    try:
+        with torch.device("meta"):
+            lm = cls.from_config(copy.deepcopy(base.config), attn_implementation="eager", trust_remote_code=ref.trust_remote_code)
+    except Exception as exc:
+        raise ModelError(
+            f"model '{ref.short}' cannot generate: its language-model class does not load ({exc})".splitlines()[0],
+            "use a decoder or encoder-decoder model with a language-model head",
+        ) from exc
+    _graft(lm, base)
+    held = {id(p) for p in lm.parameters()}
+    if not all(id(p) in held for p in base.parameters()):
+        # A class whose base this model is not (custom code, an unusual layout): load it whole, as before.
+        log.warning("attndocs: model '%s' generates with a second copy of its weights (its language-model class does not take the loaded model)", ref.short)
+        return _load_separate(loaded)
+    lm.tie_weights()  # the head onto the (loaded) input embeddings, when the config ties them
+    _untie_a_stored_head(lm, loaded)
+    left = [name for name, tensor in [*lm.named_parameters(), *lm.named_buffers()] if tensor.is_meta]
+    found = _checkpoint_tensors(loaded, left)
+    ignorable = [re.compile(p) for p in getattr(lm, "_keys_to_ignore_on_load_missing", None) or ()]
+    missing = [name for name in left if name not in found and not any(p.search(name) for p in ignorable)]
+    if missing:
+        # A head the checkpoint does not hold would be random: its text would change with every load.
+        raise ModelError(
+            f"model '{ref.short}' has no trained language-model head ({missing[0]} is missing), so it cannot generate",
+            "use the model's checkpoint with its head (…ForCausalLM / …ForConditionalGeneration)",
+        )
+    device, dtype = _head_placement(loaded)
+    for name in left:
+        owner, _, attr = name.rpartition(".")
+        module = lm.get_submodule(owner)
+        old = getattr(module, attr)
+        value = found[name] if name in found else torch.zeros(old.shape)  # an ignorable buffer: zeros, as transformers inits it
+        value = value.to(device=device, dtype=dtype if value.is_floating_point() else value.dtype)
+        if isinstance(old, torch.nn.Parameter):
+            setattr(module, attr, torch.nn.Parameter(value, requires_grad=False))
+        else:
+            module._buffers[attr] = value
+    if getattr(loaded, "device_map", None):
+        _align_head(lm)
+    try:
+        lm.generation_config = transformers.GenerationConfig.from_pretrained(_source(loaded), **_hub_kwargs(ref))
+    except Exception:  # no generation_config.json: the one from_config made from the model's config
+        pass
+    return lm.eval()
+
+
+def _untie_a_stored_head(lm: Any, loaded: Any) -> None:
+    """A head the config ties but the checkpoint holds with other values is the checkpoint's (as
+    transformers loads it: it ties only equal weights)."""
+    import torch
+
+    head = lm.get_output_embeddings()
+    weight = getattr(head, "weight", None)
+    if weight is None or weight.is_meta:
+        return
+    name = next((n for n, m in lm.named_modules() if m is head), None)
+    stored = _checkpoint_tensors(loaded, [f"{name}.weight"]).get(f"{name}.weight") if name else None
+    if stored is None or stored.shape != weight.shape:
+        return
+    stored = stored.to(device=weight.device, dtype=weight.dtype)
+    if not torch.equal(stored, weight):
+        head.weight = torch.nn.Parameter(stored, requires_grad=False)
+
+
+def _load_separate(loaded: Any) -> Any:
+    """The language-model class loaded whole from the checkpoint, its own copy of every weight."""
     import torch
     import transformers
 
@@ -255,3 +341,103 @@ def _load_generator(loaded: Any) -> Any:
     if not placement:
         lm.to(loaded.device)
     return lm
+
+
+def _graft(lm: Any, base: Any) -> None:
+    """Put the loaded ``base`` in ``lm`` where its base model goes: the attribute ``base_model_prefix``
+    names (GPT-2's ``transformer``, Llama's and BART's ``model``), else every module of ``lm`` that
+    ``base`` has under the same name and class (T5's ``shared``, ``encoder``, ``decoder``)."""
+    prefix = getattr(lm, "base_model_prefix", "")
+    inner = getattr(lm, prefix, None) if prefix else None
+    if inner is not None and inner is not lm and type(inner) is type(base):
+        setattr(lm, prefix, base)
+        return
+    for name, child in list(lm.named_children()):
+        own = getattr(base, name, None)
+        if own is not None and type(own) is type(child):
+            setattr(lm, name, own)
+
+
+def _head_placement(loaded: Any) -> tuple[Any, Any]:
+    """Where the head's tensors go, and their dtype: where the model's inputs go (under a device map,
+    accelerate hands the base model's outputs back there), in the precision of its weights."""
+    import torch
+
+    return torch.device(loaded.device), getattr(torch, getattr(loaded, "dtype", "float32"))
+
+
+def _align_head(lm: Any) -> None:
+    """Under a device map: the head takes its input on its own device, wherever the last layer ran."""
+    head = lm.get_output_embeddings()
+    if head is None or getattr(head, "weight", None) is None:
+        return
+
+    def to_head(module: Any, args: tuple) -> tuple:
+        return tuple(a.to(module.weight.device) if hasattr(a, "to") else a for a in args)
+
+    head.register_forward_pre_hook(to_head)
+
+
+def _source(loaded: Any) -> str:
+    ref = loaded.ref
+    return getattr(loaded.model.config, "_name_or_path", "") or ref.path or ref.model_id
+
+
+def _hub_kwargs(ref: Any) -> dict[str, Any]:
+    return {"revision": ref.revision} if ref.source == "hub" else {}
+
+
+def _checkpoint_tensors(loaded: Any, names: list[str]) -> dict[str, Any]:
+    """The tensors ``names`` from the model's checkpoint, read one by one (safetensors), or from a
+    memory-mapped PyTorch checkpoint (weights only); names it does not hold are left out."""
+    import json
+    from pathlib import Path
+
+    import torch
+
+    if not names:
+        return {}
+    source, kwargs = _source(loaded), _hub_kwargs(loaded.ref)
+
+    def local(filename: str) -> Path | None:
+        folder = Path(source)
+        if folder.is_dir():
+            return folder / filename if (folder / filename).is_file() else None
+        from transformers.utils import cached_file
+
+        found = cached_file(
+            source, filename, _raise_exceptions_for_missing_entries=False, _raise_exceptions_for_connection_errors=False, **kwargs
+        )
+        return Path(found) if found else None
+
+    out: dict[str, Any] = {}
+    for single, index, safe in (
+        ("model.safetensors", "model.safetensors.index.json", True),
+        ("pytorch_model.bin", "pytorch_model.bin.index.json", False),
+    ):
+        files: dict[str, list[str]] = {}
+        where = local(single)
+        if where is not None:
+            files[str(where)] = list(names)
+        else:
+            listing = local(index)
+            if listing is None:
+                continue
+            weight_map = json.loads(listing.read_text(encoding="utf-8")).get("weight_map", {})
+            for name in names:
+                if name in weight_map and (shard := local(weight_map[name])) is not None:
+                    files.setdefault(str(shard), []).append(name)
+        for path, wanted in files.items():
+            if safe:
+                from safetensors import safe_open
+
+                with safe_open(path, framework="pt") as handle:
+                    held = set(handle.keys())
+                    out.update({name: handle.get_tensor(name) for name in wanted if name in held})
+            else:
+                state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+                out.update({name: state[name].clone() for name in wanted if name in state})
+                del state
+        if out or files:
+            break
+    return out

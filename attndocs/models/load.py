@@ -26,7 +26,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,9 @@ class LoadedModel:
     device: str  # where inputs go: the device the model's first layers run on
     dtype: str = "float32"  # the precision its weights have (a requested "auto" resolved)
     device_map: dict[str, int | str] | None = None  # where each module lives, when it is spread over devices
+    # The language-model class around ``model`` for generating (attndocs.extract.generate.generator), built
+    # on first use: it shares ``model``'s weights and holds only its head besides.
+    generator: Any = field(default=None, repr=False, compare=False)
 
 
 def load_model(
