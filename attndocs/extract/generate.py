@@ -25,7 +25,7 @@ from typing import Any
 
 from ..errors import ExecError, InputError, ModelError
 from ..record import Side
-from .run import ExtractRequest, _decoder_ids, _Encoded, _side, position_limits
+from .run import ExtractRequest, _decoder_ids, _Encoded, _side, decoder_start_id, position_limits
 from .tokens import token_style
 
 _LOCK = threading.Lock()
@@ -97,7 +97,7 @@ def _decoder_prompt(loaded: Any, target: str | None) -> Any:
     """The decoder's first ids: its start token, then the target's tokens when one is given."""
     import torch
 
-    config, tok = loaded.model.config, loaded.tokenizer
+    tok = loaded.tokenizer
     if target is not None:
         ids = _decoder_ids(loaded, target)  # [start] + target, as teacher forcing reads it
         if loaded.ref.model_type == "encoder-decoder":
@@ -106,15 +106,8 @@ def _decoder_prompt(loaded: Any, target: str | None) -> Any:
             while ids.shape[-1] > 1 and int(ids[0, -1]) in end:
                 ids = ids[:, :-1]
         return ids
-    start = getattr(config, "decoder_start_token_id", None)
-    if start is None:
-        start = getattr(config, "pad_token_id", None)
-    if start is None:
-        raise ModelError(
-            f"model '{loaded.ref.short}' has no decoder_start_token_id in its config",
-            "set decoder_start_token_id in the model's config.json, or give the decoder's first words with target",
-        )
-    return torch.tensor([[int(start)]], dtype=torch.long)
+    start = decoder_start_id(loaded, "set decoder_start_token_id in the model's config.json, or give the decoder's first words with target")
+    return torch.tensor([[start]], dtype=torch.long)
 
 
 def _check_room(loaded: Any, request: ExtractRequest, prompt: int, encoder: int | None) -> None:

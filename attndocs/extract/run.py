@@ -304,22 +304,25 @@ def _text_b_start(tok: Any, enc: Any, text: str, ids: list[int]) -> int | None:
     return None
 
 
-def _decoder_ids(loaded: Any, target: str):
-    """Decoder input ids as teacher forcing sees them: the target shifted right behind the start token."""
-    tok, config = loaded.tokenizer, loaded.model.config
-    if loaded.ref.model_type == "encoder-decoder":
-        # bert2bert-style models: the tokenizer's [CLS] already is the decoder start token.
-        return tok(target, return_tensors="pt")["input_ids"]
-    labels = tok(text_target=target, return_tensors="pt")["input_ids"]
+def decoder_start_id(loaded: Any, hint: str) -> int:
+    """The token an encoder-decoder model's decoder starts from (its config's decoder start, else pad)."""
+    config = loaded.model.config
     start = getattr(config, "decoder_start_token_id", None)
     if start is None:
         start = getattr(config, "pad_token_id", None)
     if start is None:
-        raise ModelError(
-            f"model '{loaded.ref.short}' has no decoder_start_token_id in its config",
-            "set decoder_start_token_id in the model's config.json",
-        )
-    shifted = labels.new_full(labels.shape, int(start))
+        raise ModelError(f"model '{loaded.ref.short}' has no decoder_start_token_id in its config", hint)
+    return int(start)
+
+
+def _decoder_ids(loaded: Any, target: str):
+    """Decoder input ids as teacher forcing sees them: the target shifted right behind the start token."""
+    tok = loaded.tokenizer
+    if loaded.ref.model_type == "encoder-decoder":
+        # bert2bert-style models: the tokenizer's [CLS] already is the decoder start token.
+        return tok(target, return_tensors="pt")["input_ids"]
+    labels = tok(text_target=target, return_tensors="pt")["input_ids"]
+    shifted = labels.new_full(labels.shape, decoder_start_id(loaded, "set decoder_start_token_id in the model's config.json"))
     shifted[:, 1:] = labels[:, :-1]
     return shifted
 
