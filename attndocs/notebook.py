@@ -1,6 +1,7 @@
 """Notebook API: BertViz-compatible head_view, model_view and neuron_view, and figure() for any page option.
 
-``from attndocs import head_view, model_view`` replaces ``from bertviz import ...``: the
+``from attndocs import head_view, model_view`` replaces ``from bertviz import ...`` (and
+``from attndocs.neuron_view import show`` replaces BertViz's, see neuron_view.py): the
 functions take BertViz's argument names and meanings (an attention tuple with tokens,
 ``sentence_b_start``, encoder/decoder/cross attention with their tokens, ``layer``,
 ``heads``, ``include_layers``, ``include_heads``, ``display_mode``, ``html_action``). The
@@ -14,7 +15,7 @@ Attention may be torch tensors or numpy arrays; tensors are converted by duck ty
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -142,6 +143,16 @@ def record_from_attention(
     which halves what the page carries.
     """
     if attention is not None:
+        given = [name for name, value in (
+            ("encoder_attention", encoder_attention), ("decoder_attention", decoder_attention), ("cross_attention", cross_attention),
+            ("encoder_tokens", encoder_tokens), ("decoder_tokens", decoder_tokens),
+        ) if value is not None]
+        if given:
+            raise InputError(
+                f"attention and {', '.join(given)} were both given",
+                "pass attention (with tokens) for a self-attention model, or encoder_attention / decoder_attention / "
+                "cross_attention (with encoder_tokens / decoder_tokens) for an encoder-decoder model, not both",
+            )
         if tokens is None:
             raise InputError("tokens are required with attention")
         array = stack_layers(attention)
@@ -221,7 +232,39 @@ def _show(
     return None
 
 
-def _options(view: str, layer: int | None, heads: Any, include_layers: Any, include_heads: Any, display_mode: str | None) -> FigureOptions:
+def _from_end(values: Any, count: int, name: str, what: str) -> list[Any] | None:
+    """BertViz's indexing for include_layers / include_heads: -1 is the last, -2 the one before."""
+    if values is None:
+        return None
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise OptionError(f"{name} must be a list of {what} indices, not {values!r}", f"for example {name}=[0, -1]")
+    out = []
+    for value in values:
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value < 0:
+            if value < -count:
+                raise OptionError(
+                    f"{name} has {what} {value} out of range",
+                    f"the attention has {count} {what}s: 0 to {count - 1}, or -{count} to -1 counting from the last",
+                )
+            value = count + int(value)
+        out.append(value)
+    return out
+
+
+def _options(
+    view: str,
+    layer: int | None,
+    heads: Any,
+    include_layers: Any,
+    include_heads: Any,
+    display_mode: str | None,
+    record: AttentionRecord | None = None,
+) -> FigureOptions:
+    if record is not None and record.sections:
+        n_layers = max(s.layers for s in record.sections.values())
+        n_heads = max(s.heads for s in record.sections.values())
+        include_layers = _from_end(include_layers, n_layers, "include_layers", "layer")
+        include_heads = _from_end(include_heads, n_heads, "include_heads", "head")
     return FigureOptions.from_mapping(
         {
             "view": view,
@@ -254,7 +297,9 @@ def head_view(
     """BertViz's ``head_view``: lines between tokens for the heads of one layer.
 
     The parameters keep BertViz's positional order; ``include_heads`` and ``display_mode``
-    are additions. ``layer`` and ``heads`` are model indices. ``html_action="view"``
+    are additions. ``layer`` and ``heads`` are model indices; ``include_layers`` and
+    ``include_heads`` may count from the end as in BertViz (``-1`` is the last). Give
+    ``attention`` and ``tokens``, or the encoder-decoder arguments, not both. ``html_action="view"``
     displays the figure in Jupyter (and returns the object when IPython is absent);
     ``"return"`` returns it (``.data`` is a standalone HTML page). ``display_mode="auto"``
     follows the notebook's theme (BertViz draws dark unless told otherwise).
@@ -264,7 +309,7 @@ def head_view(
         encoder_attention=encoder_attention, decoder_attention=decoder_attention, cross_attention=cross_attention,
         encoder_tokens=encoder_tokens, decoder_tokens=decoder_tokens, prettify_tokens=prettify_tokens,
     )
-    options = _options("head", layer, heads, include_layers, include_heads, display_mode)
+    options = _options("head", layer, heads, include_layers, include_heads, display_mode, record)
     return _show(record, options, html_action, "Attention head view")
 
 
@@ -286,14 +331,14 @@ def model_view(
     """BertViz's ``model_view``: every layer and head as a thumbnail; click one to open it.
 
     Same parameters and order as BertViz; ``display_mode="auto"`` (the default here) follows
-    the notebook's theme.
+    the notebook's theme. Negative ``include_layers`` / ``include_heads`` count from the end.
     """
     record = record_from_attention(
         attention, tokens, sentence_b_start,
         encoder_attention=encoder_attention, decoder_attention=decoder_attention, cross_attention=cross_attention,
         encoder_tokens=encoder_tokens, decoder_tokens=decoder_tokens, prettify_tokens=prettify_tokens,
     )
-    options = _options("model", None, None, include_layers, include_heads, display_mode)
+    options = _options("model", None, None, include_layers, include_heads, display_mode, record)
     return _show(record, options, html_action, "Attention model view")
 
 
@@ -313,7 +358,8 @@ def neuron_view(
 
     Query and key vectors are captured from ``model`` with hooks and self-checked against
     the attention it returns; where that check fails the figure says so instead of
-    showing wrong numbers.
+    showing wrong numbers. ``attndocs.neuron_view`` is this function's module twin: callable
+    the same way, and holding BertViz's ``show(model, model_type, tokenizer, sentence_a, ...)``.
     """
     from .extract import extract_from_model
 

@@ -137,8 +137,9 @@ STATE_KEYS: tuple[StateKey, ...] = (
     ),
     StateKey(
         "filter", "choice", "all",
-        "Sentence-pair filter (needs text-b): all, aa (A to A), bb, ab (A attending to B), ba.",
-        views=("head", "model"), values=FILTERS, link="filter=ab",
+        "Sentence-pair filter (needs text-b): all, aa (A to A), bb, ab (A attending to B), ba. In the neuron view it "
+        "limits the queries offered and the keys shown (ab: queries of sentence A, keys of sentence B).",
+        views=("head", "model", "neuron"), values=FILTERS, link="filter=ab",
     ),
     StateKey(
         "mode", "choice", "head",
@@ -332,6 +333,23 @@ def _opening_step(record: AttentionRecord, options: FigureOptions, section: str,
     return section
 
 
+def _check_filtered_query(record: AttentionRecord, section: str, out: dict[str, Any], view: str) -> None:
+    """The neuron view offers only the queries its sentence filter keeps: a token it hides is an error."""
+    filter_ = out.get("filter", "all")
+    if view != "neuron" or filter_ == "all":
+        return
+    start = record.sides[record.sections[section].rows].text_b_start
+    index = out["token"]["index"]
+    sentence = "a" if index < start else "b"
+    if sentence != filter_[0]:
+        shown = record.sides[record.sections[section].rows].display[index].strip()
+        raise OptionError(
+            f"option 'token' is '{shown}', a sentence {sentence.upper()} query, which filter {filter_} hides "
+            f"(it shows queries of sentence {filter_[0].upper()})",
+            f"name a token of sentence {filter_[0].upper()}, or set filter: {sentence}{filter_[1]} or all",
+        )
+
+
 def opening_state(record: AttentionRecord, options: FigureOptions, layer: int, heads: Sequence[int]) -> dict[str, Any]:
     """The state keys an author set, checked against the record and resolved for the browser.
 
@@ -395,6 +413,7 @@ def opening_state(record: AttentionRecord, options: FigureOptions, layer: int, h
         section = _opening_step(record, options, section, out)
     if options.token is not None:
         out["token"] = resolve_token(record, section, options.token, view)
+        _check_filtered_query(record, section, out, view)
     for key in ("locked", "lines", "layout", "open", "scale", "difference"):
         value = getattr(options, key)
         if value is not None:

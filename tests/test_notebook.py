@@ -177,7 +177,9 @@ def test_view_without_ipython_returns_the_object(monkeypatch):
 
 def test_lazy_top_level_names():
     assert attndocs.head_view is head_view and attndocs.model_view is model_view
-    assert attndocs.neuron_view is neuron_view
+    # attndocs.neuron_view is the submodule holding BertViz's show(), callable as the function.
+    assert attndocs.neuron_view is sys.modules["attndocs.neuron_view"] and attndocs.neuron_view.show
+    assert attndocs.neuron_view.__signature__ == __import__("inspect").signature(neuron_view)
     with pytest.raises(AttributeError):
         attndocs.no_such_view  # noqa: B018
 

@@ -165,7 +165,7 @@ def test_cross_attention_tokens_come_from_the_side_asked_for():
         ({"view": "summary", "mode": "rollout"}, ["option 'mode' does nothing in the summary view", "set view: matrix"]),
         ({"view": "matrix", "open": "true"}, ["option 'open'", "the model view"]),
         ({"view": "summary", "token": "it"}, ["option 'token'", "the head, model, neuron and matrix views"]),
-        ({"view": "neuron", "filter": "ab"}, ["option 'filter'", "the head and model views"]),
+        ({"view": "summary", "filter": "ab"}, ["option 'filter'", "the head, model and neuron views"]),
         ({"view": "head", "locked": "true"}, ["option 'locked' needs a token"]),
         ({"view": "model", "open": "true", "heads": []}, ["option 'open' needs a head"]),
     ],

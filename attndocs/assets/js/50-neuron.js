@@ -164,9 +164,14 @@ function neuronView(fig) {
   });
   var layerCtl = kit.layerControl(fig, function (l) { fig.setState({ layer: l }); });
   var headCtl = kit.headControl(fig, function (h) { fig.setState({ heads: [h] }); });
+  // The head view's sentence filter (30-head.js): which queries are offered, which keys shown.
+  var filterCtl = attndocs.components.filterControl(fig);
   if (sectionCtl) fig.controls.appendChild(sectionCtl);
   fig.controls.appendChild(layerCtl);
   fig.controls.appendChild(headCtl);
+  fig.controls.appendChild(filterCtl);
+  function showFilter() { filterCtl.hidden = !attndocs._hasPair(fig, fig.state.section); }
+  showFilter();
 
   var info = el("p", { class: "attndocs-ninfo" });
   var root = el("div", { class: "attndocs-neuron" });
@@ -188,16 +193,28 @@ function neuronView(fig) {
 
   function section() { return header.sections[fig.state.section]; }
 
-  function defaultQuery() {
-    var s = section();
+  // The query rows and key columns the sentence filter keeps, as index lists; a filter that
+  // would keep none of one side (a pair without a sentence B) keeps all of it.
+  function shown() {
+    var m = attndocs._pairMasks(fig, fig.state.section, fig.state.filter);
+    function kept(mask) {
+      var out = [];
+      for (var i = 0; i < mask.length; i++) if (mask[i]) out.push(i);
+      if (!out.length) for (i = 0; i < mask.length; i++) out.push(i);
+      return out;
+    }
+    return { key: m.key, active: m.active, rows: kept(m.rows), cols: kept(m.cols), colMask: m.cols };
+  }
+
+  function defaultQuery(rowList) {
     // In a decoder the last token sees the whole prefix; the first sees only itself.
-    return s.causal ? s.shape[0] - 1 : 0;
+    return section().causal ? rowList[rowList.length - 1] : rowList[0];
   }
 
   function currentQuery() {
-    var t = fig.state.token, rows = section().shape[0];
-    if (t && t.side === "q" && t.index < rows) return t.index;
-    return pinned != null && pinned < rows ? pinned : defaultQuery();
+    var t = fig.state.token, rowList = shown().rows;
+    if (t && t.side === "q" && rowList.indexOf(t.index) >= 0) return t.index;
+    return pinned != null && rowList.indexOf(pinned) >= 0 ? pinned : defaultQuery(rowList);
   }
 
   // Up to 256 px per vector block, less in a narrow column (documentation themes often
@@ -211,8 +228,8 @@ function neuronView(fig) {
   }
 
   function build() {
-    var name = fig.state.section, s = section();
-    var rows = s.shape[0], cols = s.shape[1];
+    var name = fig.state.section, s = section(), view = shown();
+    var rowList = view.rows, colList = view.cols, cols = colList.length;
     var qTokens = fig.tokens(s.rows), kTokens = fig.tokens(s.cols);
     var qSpecial = header.sides[s.rows].special, kSpecial = header.sides[s.cols].special;
     var probe = fig.qk(name, fig.state.layer, kit.headOf(fig), currentQuery());
@@ -223,11 +240,12 @@ function neuronView(fig) {
     root.textContent = "";
     var queries = el("div", { class: "attndocs-nq", role: "listbox", "aria-label": "Query tokens: pick the token whose attention is computed" });
     queries.appendChild(el("div", { class: "attndocs-nhead", text: "query" }));
-    // An empty cell beside the q row, so query i sits level with key i.
+    // An empty cell beside the q row, so the query list starts level with the keys (query i sits
+    // level with key i unless a sentence filter shows different queries and keys).
     queries.appendChild(el("div", { class: "attndocs-nqspacer", "aria-hidden": "true" }));
     var qEls = [];
-    for (var i = 0; i < rows; i++) {
-      var t = fig.tokenEl("q", i, kit.label(qTokens[i]), qSpecial[i]);
+    for (var n = 0; n < rowList.length; n++) {
+      var i = rowList[n], t = fig.tokenEl("q", i, kit.label(qTokens[i]), qSpecial[i]);
       t.setAttribute("role", "option");
       t.setAttribute("aria-selected", "false");
       qEls.push(t);
@@ -271,8 +289,8 @@ function neuronView(fig) {
     grid.appendChild(canvas);
 
     var keyEls = [], scoreEls = [], biasEls = [], probEls = [], barEls = [];
-    for (var j = 0; j < cols; j++) {
-      var r = "grid-row:" + (j + 3) + ";grid-column:";
+    for (var row = 0; row < cols; row++) {
+      var j = colList[row], r = "grid-row:" + (row + 3) + ";grid-column:";
       var k = fig.tokenEl("k", j, kit.label(kTokens[j]), kSpecial[j]);
       k.style.cssText = r + "1";
       keyEls.push(k);
@@ -285,8 +303,11 @@ function neuronView(fig) {
         biasEls.push(b);
         grid.appendChild(b);
       }
+      // The bar sits in its own track beside the number, never over it.
       var bar = el("span", { class: "attndocs-nbar" });
-      var p = el("span", { class: "attndocs-nnum attndocs-nprob", style: r + (hasBias ? "5" : "4") }, [bar, el("span", { class: "attndocs-nval" })]);
+      var p = el("span", { class: "attndocs-nnum attndocs-nprob", style: r + (hasBias ? "5" : "4") }, [
+        el("span", { class: "attndocs-nval" }), el("span", { class: "attndocs-ntrack", "aria-hidden": "true" }, [bar]),
+      ]);
       barEls.push(bar);
       probEls.push(p);
       grid.appendChild(p);
@@ -308,8 +329,8 @@ function neuronView(fig) {
     });
     util.roving(queries, ".attndocs-token", {
       vertical: true,
-      onMove: function (node, i) { fig.setState({ token: { side: "q", index: i } }); },
-      onEnter: function (node, i) { lock(i); },
+      onMove: function (node) { fig.setState({ token: { side: "q", index: +node.getAttribute("data-index") } }); },
+      onEnter: function (node) { lock(+node.getAttribute("data-index")); },
     });
     // Hovering a key marks its row (the token state is shared with the other views).
     grid.addEventListener("mouseover", function (e) {
@@ -323,8 +344,9 @@ function neuronView(fig) {
     function vectorTip(e, isQuery) {
       var c = layout.last, box = e.currentTarget.getBoundingClientRect();
       var x = e.clientX - box.left, y = e.clientY - box.top;
-      var right = x >= blockW + GAP, t = Math.floor((right ? x - blockW - GAP : x) / cw), jj = Math.floor(y / ROW);
-      if (!c || t < 0 || t >= d || (isQuery && right) || (!isQuery && (jj < 0 || jj >= cols))) { tip.hide(); return; }
+      var right = x >= blockW + GAP, t = Math.floor((right ? x - blockW - GAP : x) / cw), at = Math.floor(y / ROW);
+      if (!c || t < 0 || t >= d || (isQuery && right) || (!isQuery && (at < 0 || at >= cols))) { tip.hide(); return; }
+      var jj = colList[at];
       var text = isQuery ? "q[" + t + "] = " + util.fmt(c.q[t]) :
         (right ? "q \u00d7 k" : "k") + "[" + t + "] of \u201c" + kit.label(kTokens[jj]) + "\u201d = " +
         util.fmt(right ? c.prod[jj * d + t] : c.k[jj * d + t]);
@@ -336,7 +358,8 @@ function neuronView(fig) {
     qCanvas.addEventListener("mouseleave", function () { tip.hide(); });
 
     layout = {
-      name: name, rows: rows, cols: cols, d: d, cw: cw, blockW: blockW, width: width, hasBias: hasBias,
+      name: name, key: view.key, rows: s.shape[0], rowList: rowList, colList: colList, colMask: view.colMask, active: view.active,
+      cols: cols, d: d, cw: cw, blockW: blockW, width: width, hasBias: hasBias,
       qEls: qEls, keyEls: keyEls, scoreEls: scoreEls, biasEls: biasEls, probEls: probEls, barEls: barEls,
       canvas: canvas, qCanvas: qCanvas, qLabel: qLabel, queries: queries,
     };
@@ -395,21 +418,40 @@ function neuronView(fig) {
     return isFinite(x) ? x.toFixed(3).replace("-", "\u2212") : util.fmt(x);
   }
 
+  // A cell colour behind a number, faded until the number keeps 4.5:1 contrast (WCAG AA): a
+  // saturated tint at 0.65 over a dark page leaves light text at under 4:1.
+  function luminance(c) {
+    var f = function (v) { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]);
+  }
+  function behindText(c, colors) {
+    var bg = rgb(colors.bg), text = luminance(rgb(colors.fg)), a = 0.65;
+    for (; a > 0.1; a -= 0.05) {
+      var cell = luminance([0, 1, 2].map(function (i) { return c[i] * a + bg[i] * (1 - a); }));
+      if ((Math.max(text, cell) + 0.05) / (Math.min(text, cell) + 0.05) >= 4.5) break;
+    }
+    return util.rgba(kit.css(c), Math.round(a * 100) / 100);
+  }
+
+  // The softmax is over every key the model saw (the weights are the model's); the filter
+  // only chooses which of them are shown, so the shown weights may sum to less than 1.
   function fill() {
     var L = layout, c = compute(), colors = fig.colors(), diverge = kit.diverging(colors);
-    var cols = L.cols, d = L.d, grid = rgb(colors.grid);
+    var cols = L.cols, d = L.d, grid = rgb(colors.grid), at = L.colList;
     var vecMax = Math.max(kit.maxAbs(c.q), kit.maxAbs(c.k)), prodMax = kit.maxAbs(c.prod);
     var scoreMax = 0, biasMax = 0;
-    for (var j = 0; j < cols; j++) {
+    for (var j = 0; j < c.score.length; j++) {
       if (c.masked[j]) continue;
       scoreMax = Math.max(scoreMax, Math.abs(c.score[j]));
       if (c.bias) biasMax = Math.max(biasMax, Math.abs(c.bias[j]));
     }
     var kImg = kit.image(d, cols, function (x, y) {
-      var col = diverge(c.k[y * d + x], vecMax);
-      return c.masked[y] ? [col[0], col[1], col[2], 70] : col;
+      var col = diverge(c.k[at[y] * d + x], vecMax);
+      return c.masked[at[y]] ? [col[0], col[1], col[2], 70] : col;
     });
-    var pImg = kit.image(d, cols, function (x, y) { return c.masked[y] ? grid.concat([90]) : diverge(c.prod[y * d + x], prodMax); });
+    var pImg = kit.image(d, cols, function (x, y) {
+      return c.masked[at[y]] ? grid.concat([90]) : diverge(c.prod[at[y] * d + x], prodMax);
+    });
     var qImg = kit.image(d, 1, function (x) { return diverge(c.q[x], vecMax); });
     var ctx = L.canvas.ctx;
     ctx.clearRect(0, 0, L.width, cols * ROW);
@@ -431,46 +473,55 @@ function neuronView(fig) {
 
     var s = section(), qTokens = fig.tokens(s.rows);
     L.qLabel.textContent = "q: " + kit.label(qTokens[c.i]);
-    for (j = 0; j < cols; j++) {
+    for (var row = 0; row < cols; row++) {
+      j = at[row];
       var m = !!c.masked[j];
-      L.keyEls[j].classList.toggle("attndocs-masked", m);
-      var sc = L.scoreEls[j];
+      L.keyEls[row].classList.toggle("attndocs-masked", m);
+      var sc = L.scoreEls[row];
       sc.textContent = m && !isFinite(c.score[j] + (c.bias ? c.bias[j] : 0)) ? "\u2212\u221e" : decimals3(c.score[j]);
       sc.classList.toggle("attndocs-masked", m);
-      sc.style.backgroundColor = m ? "" : util.rgba(kit.css(diverge(c.score[j], scoreMax)), 0.65);
+      sc.style.backgroundColor = m ? "" : behindText(diverge(c.score[j], scoreMax), colors);
       if (L.hasBias) {
-        var b = L.biasEls[j];
+        var b = L.biasEls[row];
         b.textContent = decimals3(c.bias[j]);
         b.classList.toggle("attndocs-masked", m);
-        b.style.backgroundColor = m ? "" : util.rgba(kit.css(diverge(c.bias[j], biasMax)), 0.65);
+        b.style.backgroundColor = m ? "" : behindText(diverge(c.bias[j], biasMax), colors);
       }
-      var p = L.probEls[j];
+      var p = L.probEls[row];
       p.classList.toggle("attndocs-masked", m);
-      p.lastChild.textContent = m ? "masked" : c.prob[j].toFixed(3);
+      p.firstChild.textContent = m ? "masked" : c.prob[j].toFixed(3);
       p.setAttribute("title", m ? "masked: this key comes after the query (causal attention)" :
         "attention weight " + c.prob[j].toFixed(4) + ": the softmax of the scores shown, as the model computed it");
-      L.barEls[j].style.width = (m ? 0 : 100 * c.prob[j]).toFixed(1) + "%";
+      L.barEls[row].style.width = (m ? 0 : 100 * c.prob[j]).toFixed(1) + "%";
     }
     var token = fig.state.token;
-    L.qEls.forEach(function (node, k) {
-      var on = k === c.i;
+    L.qEls.forEach(function (node) {
+      var on = +node.getAttribute("data-index") === c.i;
       node.classList.toggle("attndocs-selected", on);
       node.classList.toggle("attndocs-locked", on && !!fig.state.locked);
       node.setAttribute("aria-selected", String(on));
     });
     if (token && token.side === "k") {
-      L.keyEls.forEach(function (node, k) { node.classList.toggle("attndocs-hl", k === token.index); });
+      L.keyEls.forEach(function (node) { node.classList.toggle("attndocs-hl", +node.getAttribute("data-index") === token.index); });
     }
     info.textContent = kit.sectionLabel(fig.state.section) + " \u00b7 layer " + fig.state.layer + " \u00b7 head " +
       kit.headOf(fig) + " \u00b7 query \u201c" + kit.label(qTokens[c.i]) + "\u201d (" + (c.i + 1) + "/" + L.rows + ") \u00b7 s = " +
-      util.fmt(c.scale) + (s.causal ? " \u00b7 causal: later keys are masked" : "");
+      util.fmt(c.scale) + (s.causal ? " \u00b7 causal: later keys are masked" : "") + filterText(L);
     layout.last = c;
     showKey(c);
   }
 
+  // What the filter keeps, in words: the weights shown are still over every key.
+  function filterText(L) {
+    if (!L.active) return "";
+    var f = fig.state.filter.toUpperCase();
+    return " \u00b7 sentence " + f.charAt(0) + " queries, sentence " + f.charAt(1) + " keys (" + L.cols + " of " +
+      L.colMask.length + "; the softmax is over all " + L.colMask.length + ")";
+  }
+
   function announceTop() {
     var c = layout.last, kTokens = fig.tokens(section().cols);
-    var top = util.topK(Float32Array.from(c.prob), 3);
+    var top = util.topK(Float32Array.from(c.prob), 3, layout.colMask);
     fig.announce("Query " + kit.label(fig.tokens(section().rows)[c.i]) + " attends most to " + top.map(function (t) {
       return kit.label(kTokens[t.index]) + " " + t.value.toFixed(2);
     }).join(", "));
@@ -491,7 +542,7 @@ function neuronView(fig) {
     if (!fig.ready("neuron", need, "Loading layer " + layer + ", head " + head + "\u2026", render, hide)) return false;
     root.classList.remove(kit.WAITING);
     info.classList.remove(kit.WAITING);
-    if (!layout || layout.name !== fig.state.section) build();
+    if (!layout || layout.name !== fig.state.section || layout.key !== shown().key) build();
     fill();
     return true;
   }
@@ -519,13 +570,14 @@ function neuronView(fig) {
 
   return {
     update: function (changes) {
-      if ("section" in changes) replaceSelectors();
+      if ("section" in changes) { replaceSelectors(); showFilter(); }
+      if ("filter" in changes) filterCtl.group.set(fig.state.filter);
       if ("section" in changes && sectionCtl) sectionCtl.set(fig.state.section);
       if ("layer" in changes) layerCtl.set(fig.state.layer);
       if ("heads" in changes) headCtl.set(kit.headOf(fig));
       if ("locked" in changes && !fig.state.locked && !fig.state.token) pinned = null;
       var drawn = render();
-      if (drawn && fig.state.locked && ("token" in changes || "locked" in changes || "layer" in changes || "heads" in changes)) announceTop();
+      if (drawn && fig.state.locked && ("token" in changes || "locked" in changes || "layer" in changes || "heads" in changes || "filter" in changes)) announceTop();
     },
     exportLabel: function () {
       var q = layout && layout.last ? " \u00b7 query \u201c" + kit.label(fig.tokens(section().rows)[layout.last.i]) + "\u201d" : "";
@@ -553,15 +605,16 @@ function neuronView(fig) {
       svg.add("text", { x: left - 8, y: top + ROW * 0.7, fill: colors.fg, "text-anchor": "end" }, "q: " + kit.label(qTokens[c.i]));
       svg.add("image", { x: left, y: top, width: L.width, height: ROW, href: L.qCanvas.toDataURL("image/png"), preserveAspectRatio: "none" });
       svg.add("image", { x: left, y: top + ROW, width: L.width, height: L.cols * ROW, href: L.canvas.toDataURL("image/png"), preserveAspectRatio: "none" });
-      for (var j = 0; j < L.cols; j++) {
-        var y = top + (j + 1) * ROW + ROW * 0.7;
+      for (var row = 0; row < L.cols; row++) {
+        var j = L.colList[row], y = top + (row + 1) * ROW + ROW * 0.7;
         var fill = c.masked[j] ? colors.muted : colors.fg;
         svg.add("text", { x: left - 8, y: y, fill: fill, "text-anchor": "end" }, kit.label(kTokens[j]));
         var x = left + L.width + 16;
-        svg.add("text", { x: x, y: y, fill: fill }, L.scoreEls[j].textContent);
-        if (L.hasBias) svg.add("text", { x: x + numW, y: y, fill: fill }, L.biasEls[j].textContent);
+        svg.add("text", { x: x, y: y, fill: fill }, L.scoreEls[row].textContent);
+        if (L.hasBias) svg.add("text", { x: x + numW, y: y, fill: fill }, L.biasEls[row].textContent);
         var px = x + (ncols - 1) * numW;
-        if (!c.masked[j]) svg.add("rect", { x: px, y: y - ROW * 0.55, width: Math.max(0.5, 60 * c.prob[j]), height: ROW * 0.6, fill: colors.accent, "fill-opacity": 0.35 });
+        // The bar beside the number, as on screen.
+        if (!c.masked[j]) svg.add("rect", { x: px + 44, y: y - ROW * 0.5, width: Math.max(0.5, 30 * c.prob[j]), height: ROW * 0.5, fill: colors.accent, "fill-opacity": 0.6 });
         svg.add("text", { x: px + 2, y: y, fill: fill }, c.masked[j] ? "masked" : c.prob[j].toFixed(3));
       }
       return svg.toString();
