@@ -622,6 +622,11 @@ def _encode_qk(section: Section, name: str, layers: list[int], heads: list[int],
     bias = pick(section.bias)
     # -inf marks masked cells; float16 keeps it. Large finite masks saturate to -inf too.
     shared = bool(len(layers) > 1 and all(np.array_equal(bias[0], b, equal_nan=True) for b in bias[1:]))
+    slopes = alibi_slopes(bias[0], bool(section.causal)) if shared or len(layers) == 1 else None
+    if slopes is not None:
+        # ALiBi (BLOOM, MPT, Falcon): -slope * (i - j) in every layer; one number per head is all it ships.
+        blocks["bias"] = {"slopes": slopes, "sharedLayers": True}
+        return
     stored = bias[:1] if shared else bias
     # Mask values beyond float16's range (-1e9, finfo.min) mean "never attend": store -inf.
     stored = np.where(stored < -65504, -np.inf, np.minimum(stored, 65504)).astype("<f2")
@@ -630,6 +635,34 @@ def _encode_qk(section: Section, name: str, layers: list[int], heads: list[int],
     else:
         parts = [(plan.attn_group(name, layer, head), stored[li, hi]) for li, layer, hi, head in slots]
     blocks["bias"] = writer.parted(parts, encoding="f16", sharedLayers=shared)
+
+
+def alibi_slopes(bias: np.ndarray, causal: bool) -> list[float] | None:
+    """Per-head slopes when ``bias`` (``[H, rows, cols]``) is ALiBi, ``-slope[h] * (i - j)`` with key j at
+    position j and query i at position ``i + cols - rows``, over every cell the query may see (all of
+    them unless ``causal``); else None. The slopes (float32, as the browser reads them) must give every
+    such cell within 1e-6 of the head's largest value (at least 1): float32 rounding of the model's own
+    term (a difference of two ``slope * position``), far closer than float16 storage. A bfloat16
+    model's rounded ALiBi misses that and ships as a matrix."""
+    heads, rows, cols = bias.shape
+    if rows == 0 or cols < 2:
+        return None
+    distance = (np.arange(rows)[:, None] + (cols - rows)) - np.arange(cols)[None, :]
+    seen = distance >= 0 if causal else np.ones_like(distance, dtype=bool)
+    one_back = (distance == 1) & seen
+    if not one_back.any():
+        return None
+    slopes = []
+    for head in range(heads):
+        values = np.asarray(bias[head], dtype=np.float64)
+        slope = float(np.float32(-np.median(values[one_back])))
+        if not np.all(np.isfinite(values[seen])):
+            return None
+        error = np.abs(values[seen] + slope * distance[seen])
+        if np.any(error > 1e-6 * max(1.0, float(np.abs(values[seen]).max()))):
+            return None
+        slopes.append(slope)
+    return slopes
 
 
 def _words_json(record: AttentionRecord, options: FigureOptions) -> dict[str, Any]:
@@ -925,7 +958,12 @@ def decode_qk(header: dict[str, Any], body: Body, section: str) -> dict[str, np.
         return np.stack(parts).reshape(n_l, n_h, n, d)
 
     bias = None
-    if "bias" in blocks:
+    if "bias" in blocks and "slopes" in blocks["bias"]:
+        distance = (np.arange(n_rows)[:, None] + (n_cols - n_rows)) - np.arange(n_cols)[None, :]
+        slopes = np.asarray(blocks["bias"]["slopes"], dtype=np.float32).astype(np.float64)
+        one = (-slopes[:, None, None] * distance).astype(np.float32)
+        bias = np.broadcast_to(one, (n_l, n_h, n_rows, n_cols)).copy()
+    elif "bias" in blocks:
         shared = blocks["bias"]["sharedLayers"]
         parts = len(part_locations(blocks["bias"]))
         bias = np.stack([_read(chunks, blocks["bias"], k, "<f2") for k in range(parts)]).astype(np.float32)

@@ -270,11 +270,37 @@ EXTRA_MODEL_TYPES: dict[str, tuple[str, dict[str, Any]]] = {
     "mistral": ("decoder", _ROPE),
     "qwen2": ("decoder", _ROPE),
     "qwen3": ("decoder", {**_ROPE, "head_dim": 8}),
+    # Sliding windows (4 < 12 tokens), partial rotary, Gemma's scalar and q/k norms: tests/test_neuron_rotary.py.
+    "phi3": ("decoder", {**_ROPE, "sliding_window": 4, "partial_rotary_factor": 0.5, "pad_token_id": 0}),
+    "gemma2": ("decoder", {**_ROPE, "head_dim": 8, "sliding_window": 4, "attn_logit_softcapping": None}),
+    "gemma3_text": ("decoder", {**_ROPE, "head_dim": 8, "sliding_window": 4}),
+    # Fused q|k|v per head, partial rotary, multi-query, ALiBi biases: tests/test_neuron_alibi.py.
+    "gpt_neox": ("decoder", {**_SMALL, "initializer_range": 0.2}),
+    "opt": ("decoder", {**_SMALL, "ffn_dim": 64, "word_embed_proj_dim": 32, "init_std": 0.2}),
+    "bloom": ("decoder", {"hidden_size": 32, "n_layer": 2, "n_head": 4, "initializer_range": 0.2}),
+    "falcon": ("decoder", {**_SMALL, "ffn_hidden_size": 64, "alibi": True, "initializer_range": 0.2}),
+    "mpt": ("decoder", {"d_model": 32, "n_layers": 2, "n_heads": 4, "max_seq_len": 16, "initializer_range": 0.2}),
     "mt5": (
         "encoder-decoder",
         {"d_model": 32, "d_kv": 8, "d_ff": 64, "num_layers": 2, "num_heads": 4, "initializer_factor": 1.0},
     ),
     "mbart": ("encoder-decoder", _SEQ2SEQ),
+    # Layer 0 global, layer 1 local (window 2 < 12 tokens); see tests/test_neuron_encoders.py.
+    "modernbert": (
+        "encoder",
+        {
+            **_SMALL,
+            "global_attn_every_n_layers": 2,
+            "local_attention": 4,
+            "pad_token_id": 0,
+            "bos_token_id": 1,
+            "eos_token_id": 2,
+            "cls_token_id": 1,
+            "sep_token_id": 2,
+        },
+    ),
+    # Without relative attention (the config's default): plain q.k; the disentangled case is withheld.
+    "deberta-v2": ("encoder", _SMALL),
 }
 
 
@@ -481,11 +507,11 @@ def test_a_model_type_without_adapter_reports_it() -> None:
     import torch
     import transformers
 
-    config = transformers.OPTConfig(
-        vocab_size=64, hidden_size=32, num_hidden_layers=2, ffn_dim=64, num_attention_heads=4, word_embed_proj_dim=32
+    config = transformers.GPTJConfig(
+        vocab_size=64, n_embd=32, n_layer=2, n_head=4, rotary_dim=4, bos_token_id=0, eos_token_id=0
     )
     model = transformers.AutoModel.from_config(config, attn_implementation="eager").eval()
-    _assert_unavailable(model, {"input_ids": torch.arange(4, 12)[None]}, "no neuron adapter for model type 'opt'")
+    _assert_unavailable(model, {"input_ids": torch.arange(4, 12)[None]}, "no neuron adapter for model type 'gptj'")
 
 
 def test_a_plain_module_without_a_transformers_config_reports_it(tiny_model_dir: Any) -> None:

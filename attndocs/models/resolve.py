@@ -31,6 +31,7 @@ DECODER_TYPES = frozenset(
     {
         "gpt2", "gpt_neo", "gpt_neox", "gptj", "llama", "mistral", "mixtral", "qwen2", "qwen3", "phi", "phi3",
         "gemma", "gemma2", "opt", "bloom", "falcon", "olmo", "olmo2", "starcoder2", "codegen", "smollm3",
+        "gemma3_text", "mpt",
     }
 )
 

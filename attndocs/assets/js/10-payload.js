@@ -266,7 +266,7 @@ attndocs._chunksFor = function (fig, what, name, layer, heads, row) {
       if (servesRow(info, layer, head, row)) add(blocks.queryRow, 0);
       else add(blocks.query, slot);
       add(blocks.key, slot);
-      if (blocks.bias) add(blocks.bias, blocks.bias.sharedLayers ? info.heads.indexOf(head) : slot);
+      if (blocks.bias && !blocks.bias.slopes) add(blocks.bias, blocks.bias.sharedLayers ? info.heads.indexOf(head) : slot);
     }
   });
   return out;
@@ -388,7 +388,14 @@ attndocs._qk = function (fig, name, layer, head, row) {
   }
   if (!q || !k) return null;
   var result = { q: q, k: k, d: d, bias: null, scale: info.scale, rowOnly: rowOnly };
-  if (blocks.bias) {
+  if (blocks.bias && blocks.bias.slopes) {
+    // ALiBi (payload.alibi_slopes): -slope * (i - j), query i at key position i + cols - rows.
+    var slope = blocks.bias.slopes[hi], alibi = new Float32Array(rows * cols);
+    for (var r = 0; r < rows; r++) {
+      for (var c = 0; c < cols; c++) alibi[r * cols + c] = -slope * (r + cols - rows - c);
+    }
+    result.bias = alibi;
+  } else if (blocks.bias) {
     var raw = partBytes(fig, blocks.bias, blocks.bias.sharedLayers ? hi : slot);
     if (!raw) return null;
     var dv = view(raw), n = rows * cols;

@@ -167,6 +167,8 @@ class Site:
     kwarg_names: tuple[str, ...] = ()  # arguments of the attention call that ``transform`` needs
     bias_module: nn.Module | None = None  # T5's relative_attention_bias embedding: output [rows, cols, H]
     bias_from: Site | None = None  # reuse another site's bias (T5 computes it in the first layer only)
+    # ALiBi: (site, kwargs named in kwarg_names) -> the [1, H, rows, cols] additive term of the attention call.
+    bias_from_call: Callable[[Site, dict[str, Any]], torch.Tensor] | None = None
     # Set by NeuronCapture: where this layer's vectors go, and the multiplier its section stores.
     layer: int = field(default=0, repr=False)
     store: _SectionStore | None = field(default=None, repr=False)
@@ -194,7 +196,8 @@ class Site:
 
     @property
     def has_bias(self) -> bool:
-        return self.bias_module is not None or (self.bias_from is not None and self.bias_from.has_bias)
+        own = self.bias_module is not None or self.bias_from_call is not None
+        return own or (self.bias_from is not None and self.bias_from.has_bias)
 
     # -- hooks ---------------------------------------------------------------------------------
     def install(self, handles: list[Any]) -> None:
@@ -262,6 +265,9 @@ class Site:
                 # [rows, cols, H] -> [1, H, rows, cols]; the bias is the same for every text of the batch.
                 # An owned float32 copy: the model's tensor may be reused or changed after this layer.
                 bias = self.raw["bias"].permute(2, 0, 1).unsqueeze(0)
+                self.own_bias = torch.empty(bias.shape, dtype=torch.float32, device=bias.device).copy_(bias)
+            elif self.bias_from_call is not None:
+                bias = self.bias_from_call(self, self.raw.get("kwargs", {}))
                 self.own_bias = torch.empty(bias.shape, dtype=torch.float32, device=bias.device).copy_(bias)
             self.written = True
 
