@@ -10,6 +10,7 @@ touched inside functions: importing this module does not import torch.
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -270,6 +271,27 @@ class Site:
                 bias = self.bias_from_call(self, self.raw.get("kwargs", {}))
                 self.own_bias = torch.empty(bias.shape, dtype=torch.float32, device=bias.device).copy_(bias)
             self.written = True
+
+
+def model_rotation(module: Any, *, required: bool = True) -> Callable[..., Any] | None:
+    """The model's own ``apply_rotary_pos_emb``, from the module that defines ``module``'s class.
+
+    Rotating with the model's function keeps every variant exact (partial rotary, interleaving).
+    ``required=False``: None when there is none (Falcon's ALiBi layers rotate nothing).
+    """
+    rotate = getattr(sys.modules[type(module).__module__], "apply_rotary_pos_emb", None)
+    if rotate is None and required:
+        raise Unsupported(f"{type(module).__name__} has no apply_rotary_pos_emb beside it; cannot rotate q and k")
+    return rotate
+
+
+def rotate_as_called(rotate: Callable[..., Any], query: Any, key: Any, kwargs: dict[str, Any]) -> tuple[Any, Any]:
+    """``query`` and ``key`` rotated by the (cos, sin) the decoder layer passed to this attention call."""
+    position_embeddings = kwargs.get("position_embeddings")
+    if position_embeddings is None:
+        raise RuntimeError("the attention module was called without position_embeddings (cos, sin)")
+    cos, sin = position_embeddings
+    return rotate(query, key, cos, sin)
 
 
 def float32_buffer(shape: tuple[int, ...], device: Any) -> torch.Tensor:

@@ -18,10 +18,9 @@ adapter takes both terms from the call, as the model used them, and stores them 
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
-from .base import Site, Source, Unsupported, default_scale, find_modules
+from .base import Site, Source, default_scale, find_modules, model_rotation, rotate_as_called
 from .bloom import relative_to_own_position
 
 ATTENTION_CLASSES = frozenset({"FalconAttention"})  # FalconFlashAttention2 never returns attention
@@ -31,9 +30,7 @@ def sites(model: Any) -> list[Site]:
     alibi = bool(getattr(model.config, "alibi", False))
     found: list[Site] = []
     for _, module in find_modules(model, ATTENTION_CLASSES):
-        rotate = getattr(sys.modules[type(module).__module__], "apply_rotary_pos_emb", None)
-        if rotate is None and not alibi:
-            raise Unsupported(f"{type(module).__name__} has no apply_rotary_pos_emb beside it; cannot rotate q and k")
+        rotate = model_rotation(module, required=not alibi)
         heads, head_dim = int(module.num_heads), int(module.head_dim)
         if module.new_decoder_architecture:
             kv_heads = int(module.num_kv_heads)
@@ -81,11 +78,7 @@ def _transform(module: Any, head_dim: int, rotate: Any) -> Any:
             query, key = fused[..., :head_dim], fused[..., head_dim : 2 * head_dim]
         if rotate is None:
             return query, key
-        position_embeddings = kwargs.get("position_embeddings")
-        if position_embeddings is None:
-            raise RuntimeError("the attention module was called without position_embeddings (cos, sin)")
-        cos, sin = position_embeddings
-        return rotate(query, key, cos, sin)
+        return rotate_as_called(rotate, query, key, kwargs)
 
     return transform
 

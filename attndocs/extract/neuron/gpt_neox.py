@@ -12,10 +12,9 @@ The multiplier is 1/sqrt(head_size); the mask is plain causal.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
-from .base import Site, Source, Unsupported, default_scale, find_modules
+from .base import Site, Source, default_scale, find_modules, model_rotation, rotate_as_called
 
 ATTENTION_CLASSES = frozenset({"GPTNeoXAttention"})
 
@@ -23,9 +22,7 @@ ATTENTION_CLASSES = frozenset({"GPTNeoXAttention"})
 def sites(model: Any) -> list[Site]:
     found = []
     for _, module in find_modules(model, ATTENTION_CLASSES):
-        rotate = getattr(sys.modules[type(module).__module__], "apply_rotary_pos_emb", None)
-        if rotate is None:
-            raise Unsupported(f"{type(module).__name__} has no apply_rotary_pos_emb beside it; cannot rotate q and k")
+        rotate = model_rotation(module)
         head_dim = int(module.head_size)
         fused = Source(module.query_key_value)
         found.append(
@@ -45,11 +42,7 @@ def sites(model: Any) -> list[Site]:
 
 def _split_and_rotate(rotate: Any, head_dim: int) -> Any:
     def transform(site: Site, query: Any, key: Any, kwargs: dict[str, Any]) -> tuple[Any, Any]:
-        position_embeddings = kwargs.get("position_embeddings")
-        if position_embeddings is None:
-            raise RuntimeError("the attention module was called without position_embeddings (cos, sin)")
-        cos, sin = position_embeddings
         # query and key are the same [B, H, n, 3 * head_dim] view of the fused output.
-        return rotate(query[..., :head_dim], key[..., head_dim : 2 * head_dim], cos, sin)
+        return rotate_as_called(rotate, query[..., :head_dim], key[..., head_dim : 2 * head_dim], kwargs)
 
     return transform

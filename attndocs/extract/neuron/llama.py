@@ -17,11 +17,10 @@ Texts no longer than the window get no bias at all: the window hides nothing the
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable
 from typing import Any
 
-from .base import Site, Source, Unsupported, default_scale, find_modules
+from .base import Site, Source, Unsupported, default_scale, find_modules, model_rotation, rotate_as_called
 
 ATTENTION_CLASSES = frozenset({"LlamaAttention", "MistralAttention", "Qwen2Attention", "Qwen3Attention"})
 
@@ -39,9 +38,7 @@ def rotary_sites(
     found = []
     windows = WindowBiases()
     for _, module in find_modules(model, frozenset(classes)):
-        rotate = getattr(sys.modules[type(module).__module__], "apply_rotary_pos_emb", None)
-        if rotate is None:
-            raise Unsupported(f"{type(module).__name__} has no apply_rotary_pos_emb beside it; cannot rotate q and k")
+        rotate = model_rotation(module)
         head_dim = int(module.head_dim)
         if fused:
             config = module.config
@@ -117,12 +114,8 @@ def _rotary(rotate: Any, window: int | None, windows: WindowBiases, heads_first:
         if heads_first:
             # The hooked norm output already was [B, H, n, d]; base's split read it as [B, n, H, d].
             query, key = query.transpose(1, 2), key.transpose(1, 2)
-        position_embeddings = kwargs.get("position_embeddings")
-        if position_embeddings is None:
-            raise RuntimeError("the attention module was called without position_embeddings (cos, sin)")
-        cos, sin = position_embeddings
         # The window's bias goes on the site as a position bias would (NeuronCapture reads site.bias).
         site.own_bias = None if window is None else windows.get(window, query.shape[2], key.shape[2], query.device)
-        return rotate(query, key, cos, sin)
+        return rotate_as_called(rotate, query, key, kwargs)
 
     return transform

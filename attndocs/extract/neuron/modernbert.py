@@ -15,11 +15,10 @@ inside, ``-inf`` outside. It does not depend on the text, so every local layer o
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from typing import Any
 
-from .base import Site, Source, Unsupported, find_modules
+from .base import Site, Source, Unsupported, find_modules, model_rotation, rotate_as_called
 
 ATTENTION_CLASSES = frozenset({"ModernBertAttention"})
 
@@ -53,9 +52,7 @@ def sites(model: Any) -> list[Site]:
     found: list[Site] = []
     first_local: WindowSite | None = None
     for _, module in find_modules(model, ATTENTION_CLASSES):
-        rotate = getattr(sys.modules[type(module).__module__], "apply_rotary_pos_emb", None)
-        if rotate is None:
-            raise Unsupported(f"{type(module).__name__} has no apply_rotary_pos_emb beside it; cannot rotate q and k")
+        rotate = model_rotation(module)
         config = module.config
         head_dim = int(module.head_dim)
         heads = int(config.num_attention_heads)
@@ -93,10 +90,6 @@ def sites(model: Any) -> list[Site]:
 
 def _rotary(rotate: Any) -> Any:
     def transform(site: Site, query: Any, key: Any, kwargs: dict[str, Any]) -> tuple[Any, Any]:
-        position_embeddings = kwargs.get("position_embeddings")
-        if position_embeddings is None:
-            raise RuntimeError("the attention module was called without position_embeddings (cos, sin)")
-        cos, sin = position_embeddings
-        return rotate(query, key, cos, sin)
+        return rotate_as_called(rotate, query, key, kwargs)
 
     return transform
