@@ -5,14 +5,22 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.attndocs-setup
 SITE_OUT := _build/site
 PIP := $(PY) -m pip install --disable-pip-version-check -q
+MYSTMD_VERSION := 1.8.3
+MYST := $(VENV)/node/node_modules/.bin/myst
 
 .PHONY: setup site test lint clean bench bench-setup reliability
 
-setup: $(STAMP)
-	@command -v chromium >/dev/null 2>&1 || { \
-	  echo "installing Debian's chromium for the browser tests"; \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
-	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi; }
+# Debian's chromium (browser tests) and pandoc (the Lua filter's tests), when missing.
+setup: $(STAMP) $(MYST)
+	@missing=""; for tool in chromium pandoc; do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian's$$missing for the tests"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq $$missing >/dev/null; fi; fi
+
+# mystmd from npm, pinned, for the MyST-MD plugin's tests (node_modules inside the venv).
+$(MYST):
+	npm install --silent --no-audit --no-fund --prefix $(VENV)/node mystmd@$(MYSTMD_VERSION) >/dev/null
 
 # torch==2.13.0 first: a bare `torch` requirement would pull a CUDA build of several GB.
 $(STAMP): pyproject.toml
