@@ -1,6 +1,6 @@
 """Neuron-view adapters for rotary families with more than Llama's attention: Mistral and Qwen2 with a sliding
 window shorter than the text, Phi-3 (fused qkv_proj, partial or full rotary), Gemma 2 and Gemma 3 (query
-pre-attention scalar, q/k norms, sliding and full layers; Gemma 2's tanh soft-capping is withheld). Tiny random
+pre-attention scalar, q/k norms, sliding and full layers; Gemma 2's tanh soft-capping: test_neuron_softcap.py). Tiny random
 models are built from their configs here; every layer's and head's attention must be reproduced."""
 
 from __future__ import annotations
@@ -160,16 +160,6 @@ def test_gemma3_keeps_the_normalised_vectors_its_rotation_used() -> None:
     torch.testing.assert_close(rms, torch.ones_like(rms), atol=1e-3, rtol=0)
 
 
-def test_gemma2_soft_capping_withholds_the_neuron_view_with_the_reason() -> None:
-    model = _model("gemma2", {**GEMMA, "sliding_window": WINDOW})  # attn_logit_softcapping: 50 by default
-    capture = neuron_capture(model)
-    assert capture.sites == []
-    assert capture.reason == (
-        "Gemma 2 caps its scores with tanh (soft-capping at 50): the neuron view's q\u00b7k score is not the "
-        "score the model used"
-    )
-
-
 def test_bidirectional_gemma3_is_withheld() -> None:
     model = _model("gemma3_text", {**GEMMA, "use_bidirectional_attention": True})
     reason = neuron_capture(model).reason
@@ -211,10 +201,3 @@ def test_extraction_keeps_the_vectors_and_the_window_bias(case: str, tokenizer: 
         for head in range(COMMON["num_attention_heads"]):
             np.testing.assert_array_equal(section.bias[layer, head], expected)
 
-
-def test_extraction_of_a_soft_capped_gemma2_says_why_there_is_no_neuron_view(tokenizer: Any) -> None:
-    record = _extract("gemma2", {**GEMMA, "sliding_window": WINDOW}, tokenizer)
-    assert record.neuron["available"] is False
-    assert "soft-capping" in record.neuron["reason"] and "not the score the model used" in record.neuron["reason"]
-    assert record.sections["decoder"].query is None  # attention still extracted, the vectors are not
-    assert record.sections["decoder"].attention.shape[:2] == (2, 4)

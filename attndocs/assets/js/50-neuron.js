@@ -218,9 +218,10 @@ function neuronView(fig) {
   }
 
   // Up to 256 px per vector block, less in a narrow column (documentation themes often
-  // give content ~700 px); the token and number columns take about 360 px (+70 with bias).
-  function vectorCell(d, hasBias) {
-    var avail = (fig.body.clientWidth || 900) - 360 - (hasBias ? 70 : 0);
+  // give content ~700 px); the token and number columns take about 360 px (+70 for each of the
+  // bias and the capped score).
+  function vectorCell(d, extraColumns) {
+    var avail = (fig.body.clientWidth || 900) - 360 - 70 * extraColumns;
     var cell = Math.min(256, avail / 2) / d;
     // Whole pixels where there is room; in a phone's column, down to half a pixel a dimension (the
     // vectors are drawn scaled), so the numbers keep their room and the grid its width.
@@ -233,8 +234,8 @@ function neuronView(fig) {
     var qTokens = fig.tokens(s.rows), kTokens = fig.tokens(s.cols);
     var qSpecial = header.sides[s.rows].special, kSpecial = header.sides[s.cols].special;
     var probe = fig.qk(name, fig.state.layer, kit.headOf(fig), currentQuery());
-    var d = probe.d, hasBias = !!probe.bias;
-    var cw = vectorCell(d, hasBias);
+    var d = probe.d, hasBias = !!probe.bias, hasCap = !!probe.softcap;
+    var cw = vectorCell(d, hasBias + hasCap);
     var blockW = d * cw, width = 2 * blockW + GAP;
 
     root.textContent = "";
@@ -254,18 +255,28 @@ function neuronView(fig) {
 
     // Number columns are never narrower than their numbers and header ("−11.604", "softmax"):
     // the vectors shrink first (vectorCell), and what still does not fit scrolls, with a cue.
-    var columns = "minmax(3em, max-content) " + width + "px minmax(max-content, 6em)" + (hasBias ? " minmax(max-content, 5em)" : "") +
-      " minmax(max-content, 8em)";
+    var columns = "minmax(3em, max-content) " + width + "px minmax(max-content, 6em)" + (hasCap ? " minmax(max-content, 6em)" : "") +
+      (hasBias ? " minmax(max-content, 5em)" : "") + " minmax(max-content, 8em)";
     var grid = el("div", { class: "attndocs-ngrid", style: "grid-template-columns:" + columns + ";grid-auto-rows:" + ROW + "px" });
-    var heads = ["key", "k  \u2502  q \u00d7 k", "q\u00b7k \u00d7 s"].concat(hasBias ? ["bias"] : []).concat(["softmax"]);
-    var titles = [
-      "key tokens", "left: each key vector k; right: q \u00d7 k elementwise",
-      "scaled dot product: s \u00b7 q\u00b7k", "additive position bias of this model family",
-      "attention weight: softmax of q\u00b7k \u00d7 s (+ bias) over the keys this query may see, as the model computed it",
+    // Grid columns of the optional number columns: the capped score (Gemma 2), then the bias.
+    var capCol = hasCap ? 4 : 0, biasCol = hasBias ? 4 + hasCap : 0, probCol = 4 + hasCap + hasBias;
+    var heads = [
+      { text: "key", title: "key tokens" },
+      { text: "k  \u2502  q \u00d7 k", title: "left: each key vector k; right: q \u00d7 k elementwise" },
+      { text: "q\u00b7k \u00d7 s", title: "scaled dot product: s \u00b7 q\u00b7k" + (hasCap ? ", before the model caps it" : "") },
     ];
-    heads.forEach(function (label, c) {
-      var title = c === 3 && !hasBias ? titles[4] : titles[c];
-      var cell = el("div", { class: "attndocs-nhead", text: label, title: title, style: "grid-row:1;grid-column:" + (c + 1) });
+    if (hasCap) {
+      heads.push({ text: "capped", title: "the score the model used: c \u00b7 tanh(q\u00b7k \u00d7 s / c), soft-capped at c = " + plainNumber(probe.softcap) });
+    }
+    if (hasBias) heads.push({ text: "bias", title: "additive position bias of this model family" });
+    heads.push({
+      text: "softmax", title: "attention weight: softmax of " + (hasCap ? "the capped score" : "q\u00b7k \u00d7 s") +
+        (hasBias ? " + bias" : "") + " over the keys this query may see, as the model computed it",
+    });
+    var biasHead = null;
+    heads.forEach(function (head, c) {
+      var cell = el("div", { class: "attndocs-nhead", text: head.text, title: head.title, style: "grid-row:1;grid-column:" + (c + 1) });
+      if (c + 1 === biasCol) biasHead = cell;  // its title names this head's ALiBi slope (fill)
       if (c === 1) {
         // One header over each of the two blocks the column holds.
         cell.textContent = "";
@@ -288,7 +299,7 @@ function neuronView(fig) {
     canvas.style.gridColumn = "2";
     grid.appendChild(canvas);
 
-    var keyEls = [], scoreEls = [], biasEls = [], probEls = [], barEls = [];
+    var keyEls = [], scoreEls = [], capEls = [], biasEls = [], probEls = [], barEls = [];
     for (var row = 0; row < cols; row++) {
       var j = colList[row], r = "grid-row:" + (row + 3) + ";grid-column:";
       var k = fig.tokenEl("k", j, kit.label(kTokens[j]), kSpecial[j]);
@@ -298,14 +309,19 @@ function neuronView(fig) {
       var sc = el("span", { class: "attndocs-nnum attndocs-nscore", style: r + "3" });
       scoreEls.push(sc);
       grid.appendChild(sc);
+      if (hasCap) {
+        var cp = el("span", { class: "attndocs-nnum attndocs-ncapped", style: r + capCol });
+        capEls.push(cp);
+        grid.appendChild(cp);
+      }
       if (hasBias) {
-        var b = el("span", { class: "attndocs-nnum attndocs-nbias", style: r + "4" });
+        var b = el("span", { class: "attndocs-nnum attndocs-nbias", style: r + biasCol });
         biasEls.push(b);
         grid.appendChild(b);
       }
       // The bar sits in its own track beside the number, never over it.
       var bar = el("span", { class: "attndocs-nbar" });
-      var p = el("span", { class: "attndocs-nnum attndocs-nprob", style: r + (hasBias ? "5" : "4") }, [
+      var p = el("span", { class: "attndocs-nnum attndocs-nprob", style: r + probCol }, [
         el("span", { class: "attndocs-nval" }), el("span", { class: "attndocs-ntrack", "aria-hidden": "true" }, [bar]),
       ]);
       barEls.push(bar);
@@ -359,8 +375,8 @@ function neuronView(fig) {
 
     layout = {
       name: name, key: view.key, rows: s.shape[0], rowList: rowList, colList: colList, colMask: view.colMask, active: view.active,
-      cols: cols, d: d, cw: cw, blockW: blockW, width: width, hasBias: hasBias,
-      qEls: qEls, keyEls: keyEls, scoreEls: scoreEls, biasEls: biasEls, probEls: probEls, barEls: barEls,
+      cols: cols, d: d, cw: cw, blockW: blockW, width: width, hasBias: hasBias, hasCap: hasCap, biasHead: biasHead,
+      qEls: qEls, keyEls: keyEls, scoreEls: scoreEls, capEls: capEls, biasEls: biasEls, probEls: probEls, barEls: barEls,
       canvas: canvas, qCanvas: qCanvas, qLabel: qLabel, queries: queries,
     };
   }
@@ -382,9 +398,13 @@ function neuronView(fig) {
     var rows = s.shape[0], cols = s.shape[1], d = v.d;
     var i = Math.min(currentQuery(), rows - 1);
     var kept = s.causal ? kit.keptColumns(rows, cols, i) : cols;
+    // The layer's window (payload.window_hidden): causal, the last `width` keys up to the query;
+    // bidirectional (ModernBERT's local layers), the keys within `width` either side.
+    var width = v.window, pos = i + cols - rows;
     var q = v.q.subarray(i * d, (i + 1) * d);
     var prod = new Float32Array(cols * d), score = new Float64Array(cols), bias = new Float64Array(cols);
-    var masked = new Uint8Array(cols), prob = new Float64Array(cols);
+    var capped = v.softcap ? new Float64Array(cols) : score;
+    var masked = new Uint8Array(cols), why = [], prob = new Float64Array(cols);
     var top = -Infinity;
     for (var j = 0; j < cols; j++) {
       var dot = 0;
@@ -394,21 +414,58 @@ function neuronView(fig) {
         dot += x;
       }
       score[j] = v.scale * dot;
+      // Gemma 2 caps the score before it adds the mask: c * tanh(score / c).
+      if (v.softcap) capped[j] = v.softcap * Math.tanh(score[j] / v.softcap);
       bias[j] = v.bias ? v.bias[i * cols + j] : 0;
-      var logit = score[j] + bias[j];
-      masked[j] = j >= kept || !isFinite(logit) ? 1 : 0;
+      var logit = capped[j] + bias[j];
+      why[j] = j >= kept ? "causal" : width != null && (s.causal ? pos - j >= width : Math.abs(pos - j) > width) ? "window" :
+        !isFinite(logit) ? "bias" : null;
+      masked[j] = why[j] ? 1 : 0;
       if (!masked[j] && logit > top) top = logit;
     }
     var total = 0;
     for (j = 0; j < cols; j++) {
-      prob[j] = masked[j] ? 0 : Math.exp(score[j] + bias[j] - top);
+      prob[j] = masked[j] ? 0 : Math.exp(capped[j] + bias[j] - top);
       total += prob[j];
     }
     for (j = 0; j < cols; j++) prob[j] = total > 0 ? prob[j] / total : 0;
     return {
-      i: i, q: q, k: v.k, d: d, prod: prod, score: score, bias: v.bias ? bias : null, masked: masked, prob: prob,
-      scale: v.scale,
+      i: i, q: q, k: v.k, d: d, prod: prod, score: score, capped: v.softcap ? capped : null, bias: v.bias ? bias : null,
+      masked: masked, why: why, prob: prob, scale: v.scale, softcap: v.softcap, window: width, slope: v.slope,
     };
+  }
+
+  // What hides keys from this query and what the bias is, for the selected layer and head, in words.
+  function maskText(s, c) {
+    var out = [], windowed = !!s.windows;
+    if (s.causal && c.window != null) out.push("causal + sliding window of " + c.window + " tokens: later keys and keys " + c.window + " or more back are masked");
+    else if (s.causal) out.push("causal: later keys are masked" + (windowed ? " (a full layer: no sliding window)" : ""));
+    else if (c.window != null) out.push("bidirectional local window of " + c.window + ": keys more than " + c.window + " tokens away are masked");
+    else if (windowed) out.push("global layer: every key is seen");
+    if (c.slope != null) out.push("ALiBi bias: \u2212" + plainNumber(c.slope) + " \u00d7 distance (this head's slope)");
+    if (c.softcap) out.push("scores soft-capped: c \u00b7 tanh(q\u00b7k \u00d7 s / c), c = " + plainNumber(c.softcap));
+    return out.length ? " \u00b7 " + out.join(" \u00b7 ") : "";
+  }
+
+  // Why a key is masked, for its softmax cell's tooltip.
+  function maskedTitle(c, j) {
+    if (c.why[j] === "window") {
+      return section().causal ? "masked: " + c.window + " or more tokens back, outside this layer's sliding window of " + c.window + " tokens" :
+        "masked: more than " + c.window + " tokens away, outside this layer's local window";
+    }
+    if (c.why[j] === "bias") return "masked: the bias hides this key (\u2212\u221e)";
+    return "masked: this key comes after the query (causal attention)";
+  }
+
+  // A model's constant as its config writes it (a cap of 50, not 50.0); ALiBi slopes run from 1/2 down
+  // to 1/256 and below, so four significant digits rather than three decimals.
+  function plainNumber(x) {
+    return String(+x.toPrecision(4)).replace("-", "\u2212");
+  }
+
+  function biasTitle(c) {
+    if (c.slope != null) return "ALiBi: \u2212slope \u00d7 distance from the query back to the key; slope " + plainNumber(c.slope) + " for this head";
+    return "additive position bias of this model family (\u2212\u221e: a key it hides)";
   }
 
   // Scores and biases to three decimals, whatever their size: the weights beside them are
@@ -439,12 +496,14 @@ function neuronView(fig) {
     var L = layout, c = compute(), colors = fig.colors(), diverge = kit.diverging(colors);
     var cols = L.cols, d = L.d, grid = rgb(colors.grid), at = L.colList;
     var vecMax = Math.max(kit.maxAbs(c.q), kit.maxAbs(c.k)), prodMax = kit.maxAbs(c.prod);
-    var scoreMax = 0, biasMax = 0;
+    var scoreMax = 0, biasMax = 0, capMax = 0;
     for (var j = 0; j < c.score.length; j++) {
       if (c.masked[j]) continue;
       scoreMax = Math.max(scoreMax, Math.abs(c.score[j]));
+      if (c.capped) capMax = Math.max(capMax, Math.abs(c.capped[j]));
       if (c.bias) biasMax = Math.max(biasMax, Math.abs(c.bias[j]));
     }
+    if (L.biasHead) L.biasHead.setAttribute("title", biasTitle(c));
     var kImg = kit.image(d, cols, function (x, y) {
       var col = diverge(c.k[at[y] * d + x], vecMax);
       return c.masked[at[y]] ? [col[0], col[1], col[2], 70] : col;
@@ -481,6 +540,12 @@ function neuronView(fig) {
       sc.textContent = m && !isFinite(c.score[j] + (c.bias ? c.bias[j] : 0)) ? "\u2212\u221e" : decimals3(c.score[j]);
       sc.classList.toggle("attndocs-masked", m);
       sc.style.backgroundColor = m ? "" : behindText(diverge(c.score[j], scoreMax), colors);
+      if (L.hasCap) {
+        var cp = L.capEls[row];
+        cp.textContent = m && !isFinite(c.capped[j] + (c.bias ? c.bias[j] : 0)) ? "\u2212\u221e" : decimals3(c.capped[j]);
+        cp.classList.toggle("attndocs-masked", m);
+        cp.style.backgroundColor = m ? "" : behindText(diverge(c.capped[j], capMax), colors);
+      }
       if (L.hasBias) {
         var b = L.biasEls[row];
         b.textContent = decimals3(c.bias[j]);
@@ -490,7 +555,7 @@ function neuronView(fig) {
       var p = L.probEls[row];
       p.classList.toggle("attndocs-masked", m);
       p.firstChild.textContent = m ? "masked" : c.prob[j].toFixed(3);
-      p.setAttribute("title", m ? "masked: this key comes after the query (causal attention)" :
+      p.setAttribute("title", m ? maskedTitle(c, j) :
         "attention weight " + c.prob[j].toFixed(4) + ": the softmax of the scores shown, as the model computed it");
       L.barEls[row].style.width = (m ? 0 : 100 * c.prob[j]).toFixed(1) + "%";
     }
@@ -506,7 +571,7 @@ function neuronView(fig) {
     }
     info.textContent = kit.sectionLabel(fig.state.section) + " \u00b7 layer " + fig.state.layer + " \u00b7 head " +
       kit.headOf(fig) + " \u00b7 query \u201c" + kit.label(qTokens[c.i]) + "\u201d (" + (c.i + 1) + "/" + L.rows + ") \u00b7 s = " +
-      util.fmt(c.scale) + (s.causal ? " \u00b7 causal: later keys are masked" : "") + filterText(L);
+      util.fmt(c.scale) + maskText(s, c) + filterText(L);
     layout.last = c;
     showKey(c);
   }
@@ -561,7 +626,7 @@ function neuronView(fig) {
       var w = fig.body.clientWidth;
       if (Math.abs(w - lastWidth) <= 4 || !layout) return;
       lastWidth = w;
-      if (vectorCell(layout.d, layout.hasBias) !== layout.cw) {
+      if (vectorCell(layout.d, layout.hasBias + layout.hasCap) !== layout.cw) {
         layout = null;
         render();
       }
@@ -588,7 +653,7 @@ function neuronView(fig) {
       if (!layout || root.classList.contains(kit.WAITING)) return kit.pendingSVG(fig, "Loading layer " + fig.state.layer + "\u2026");
       var L = layout, c = L.last, colors = fig.colors();
       var s = section(), kTokens = fig.tokens(s.cols), qTokens = fig.tokens(s.rows);
-      var left = 150, top = 40, numW = 70, ncols = L.hasBias ? 3 : 2;
+      var left = 150, top = 40, numW = 70, ncols = 2 + L.hasCap + L.hasBias, biasX = numW * (1 + L.hasCap);
       var width = left + L.width + 16 + ncols * numW + 10, height = top + (L.cols + 1) * ROW + 10;
       var svg = util.svgDoc(width, height, colors);
       svg.add("text", { x: 8, y: 18, fill: colors.fg }, info.textContent);
@@ -600,7 +665,8 @@ function neuronView(fig) {
       svg.add("text", hAttrs(left), "k");
       svg.add("text", hAttrs(left + L.blockW + GAP), "q \u00d7 k");
       svg.add("text", hAttrs(hx), "q\u00b7k \u00d7 s");
-      if (L.hasBias) svg.add("text", hAttrs(hx + numW), "bias");
+      if (L.hasCap) svg.add("text", hAttrs(hx + numW), "capped");
+      if (L.hasBias) svg.add("text", hAttrs(hx + biasX), "bias");
       svg.add("text", hAttrs(hx + (ncols - 1) * numW), "softmax");
       svg.add("text", { x: left - 8, y: top + ROW * 0.7, fill: colors.fg, "text-anchor": "end" }, "q: " + kit.label(qTokens[c.i]));
       svg.add("image", { x: left, y: top, width: L.width, height: ROW, href: L.qCanvas.toDataURL("image/png"), preserveAspectRatio: "none" });
@@ -611,7 +677,8 @@ function neuronView(fig) {
         svg.add("text", { x: left - 8, y: y, fill: fill, "text-anchor": "end" }, kit.label(kTokens[j]));
         var x = left + L.width + 16;
         svg.add("text", { x: x, y: y, fill: fill }, L.scoreEls[row].textContent);
-        if (L.hasBias) svg.add("text", { x: x + numW, y: y, fill: fill }, L.biasEls[row].textContent);
+        if (L.hasCap) svg.add("text", { x: x + numW, y: y, fill: fill }, L.capEls[row].textContent);
+        if (L.hasBias) svg.add("text", { x: x + biasX, y: y, fill: fill }, L.biasEls[row].textContent);
         var px = x + (ncols - 1) * numW;
         // The bar beside the number, as on screen.
         if (!c.masked[j]) svg.add("rect", { x: px + 44, y: y - ROW * 0.5, width: Math.max(0.5, 30 * c.prob[j]), height: ROW * 0.5, fill: colors.accent, "fill-opacity": 0.6 });

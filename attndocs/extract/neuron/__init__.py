@@ -118,8 +118,12 @@ def self_check(
     bias: np.ndarray | None,
     scale: float,
     causal: bool,
+    softcap: float | None = None,
 ) -> float:
     """Max abs difference between ``attention`` and softmax(scale * q @ k.T + bias + causal mask), in numpy.
+
+    With ``softcap`` (Gemma 2) the scores are capped first: softmax(softcap * tanh(scale * q @ k.T / softcap)
+    + bias + causal mask), as the model computes them.
 
     ``attention`` is ``[L, H, rows, cols]``, ``query`` ``[L, H, rows, d]``, ``key`` ``[L, H, cols, d]`` and
     ``bias`` ``[L, H, rows, cols]`` (or anything that broadcasts to it) or None. With ``causal``, row i sees
@@ -151,6 +155,8 @@ def self_check(
     # One layer at a time in float64: bounded memory, and the check's own rounding stays far below 1e-4.
     for layer in range(layers):
         scores = scale * np.einsum("hrd,hcd->hrc", query[layer].astype(np.float64), key[layer].astype(np.float64))
+        if softcap is not None:
+            scores = softcap * np.tanh(scores / softcap)
         if bias is not None:
             scores = scores + bias[layer].astype(np.float64)
         if hidden is not None:
@@ -171,6 +177,7 @@ CHECK_ROWS = 64
 
 def check_section(attention: torch.Tensor | Sequence[torch.Tensor], section: SectionTensors) -> list[float]:
     """Max abs difference, per text of the batch, between the attention and softmax(scale * q @ k.T + bias + mask).
+    A section with a ``softcap`` (Gemma 2) is checked against softmax(cap * tanh(scale * q @ k.T / cap) + bias + mask).
 
     ``attention`` is ``[B, L, H, rows, cols]`` (or a sequence of L ``[B, H, rows, cols]`` layers) on the device
     of ``section``'s tensors. The check runs there, in float32, one layer at a time over every text and head
@@ -234,6 +241,8 @@ def check_section(attention: torch.Tensor | Sequence[torch.Tensor], section: Sec
             # The scale goes on the query ([rows, d]), not on the scores ([rows, cols]): a pass over a
             # small tensor instead of a large one, and a rounding difference far below the tolerance.
             torch.matmul(queries * section.scale, key[:, layer].transpose(-1, -2), out=scores)
+            if section.softcap is not None:  # Gemma 2: the score the model used is cap * tanh(score / cap)
+                scores.div_(section.softcap).tanh_().mul_(section.softcap)
             bias = section.biases[layer]
             if bias is not None:
                 bias = bias.to(scores.device)

@@ -38,6 +38,9 @@ class SectionQK:
     ``[B, L, H, rows, cols]``, or None. ``softmax(scale * q @ k.T + bias + causal mask)`` is the attention.
     When layers of one section use different multipliers (GPT-2's ``scale_attn_by_inverse_layer_idx``),
     ``scale`` is the first layer's and every other layer's ratio to it is folded into its stored query.
+    ``softcap`` (Gemma 2): the model caps each score, ``softcap * tanh(scale * q.k / softcap)``, before
+    adding the bias and the mask. ``windows``: per layer, the width of its window mask (None: no window),
+    or None when no layer has one; a window is also in ``bias`` (-inf outside it) whenever it hides a key.
     """
 
     query: np.ndarray
@@ -45,6 +48,8 @@ class SectionQK:
     bias: np.ndarray | None
     scale: float
     causal: bool
+    softcap: float | None = None
+    windows: list[int | None] | None = None
 
 
 @dataclass
@@ -62,6 +67,8 @@ class SectionTensors:
     biases: list[torch.Tensor | None]
     scale: float
     causal: bool
+    softcap: float | None = None
+    windows: list[int | None] | None = None
 
     @property
     def has_bias(self) -> bool:
@@ -95,6 +102,8 @@ class SectionTensors:
             bias=None if bias is None else np.ascontiguousarray(np.broadcast_to(bias, (batch, *bias.shape))),
             scale=self.scale,
             causal=self.causal,
+            softcap=self.softcap,
+            windows=self.windows,
         )
 
 
@@ -170,6 +179,10 @@ class Site:
     bias_from: Site | None = None  # reuse another site's bias (T5 computes it in the first layer only)
     # ALiBi: (site, kwargs named in kwarg_names) -> the [1, H, rows, cols] additive term of the attention call.
     bias_from_call: Callable[[Site, dict[str, Any]], torch.Tensor] | None = None
+    # Gemma 2: scores are capped, softcap * tanh(scale * q.k / softcap), before the bias and mask.
+    softcap: float | None = None
+    # The width of this layer's window mask (sliding or local attention; the bias carries it), or None.
+    window: int | None = None
     # Set by NeuronCapture: where this layer's vectors go, and the multiplier its section stores.
     layer: int = field(default=0, repr=False)
     store: _SectionStore | None = field(default=None, repr=False)
@@ -427,6 +440,9 @@ class NeuronCapture:
                 biases=[site.bias for site in sites],
                 scale=float(sites[0].scale),
                 causal=sites[0].causal,
+                # One cap per section (the self-check applies it to every layer, so layers that differ fail).
+                softcap=None if sites[0].softcap is None else float(sites[0].softcap),
+                windows=[site.window for site in sites] if any(site.window is not None for site in sites) else None,
             )
         return out
 

@@ -11,12 +11,12 @@ Both are Llama-shaped (rotary q and k, grouped key heads) with three differences
   carry a -inf bias on the keys outside it (see the Llama adapter), the full layers none.
 
 Gemma 2 caps its scores with tanh (``attn_logit_softcapping``, 50 in every released checkpoint): the
-softmax is taken over ``cap * tanh(s * q.k / cap)``, which is not ``s * q.k + bias``, so the neuron view
-is withheld with that reason rather than showing scores the model did not use. A Gemma 2 configured
-without soft-capping is captured. Gemma 3 keeps the setting in its config but its attention does not pass
-it on (transformers' Gemma 3 attention has no soft-capping); the adapter looks at the attention code itself,
-and the self-check guards either way. Bidirectional variants (``use_bidirectional_attention``) have no
-causal mask and are withheld.
+softmax is taken over ``cap * tanh(s * q.k / cap) + mask``. The adapter keeps the cap on each site; the
+self-check applies it, the record keeps it (``softcap``), and the neuron view shows the raw ``s * q.k``,
+then the capped score, then the softmax. Gemma 3 keeps the setting in its config but its attention does not
+pass it on (transformers' Gemma 3 attention has no soft-capping): the adapter looks at the attention code
+itself (a cap set on a model that does not apply it would fail the self-check, and the reverse too).
+Bidirectional variants (``use_bidirectional_attention``) have no causal mask and are withheld.
 """
 
 from __future__ import annotations
@@ -31,20 +31,23 @@ ATTENTION_CLASSES = frozenset({"Gemma2Attention", "Gemma3Attention"})
 
 
 def sites(model: Any) -> list[Site]:
+    caps: dict[int, float] = {}
     for _, module in find_modules(model, ATTENTION_CLASSES):
         name = type(module).__name__.removesuffix("Attention").replace("Gemma", "Gemma ")
         cap = getattr(module, "attn_logit_softcapping", None)
         if cap is not None and _passes_softcap(type(module)):
-            raise Unsupported(
-                f"{name} caps its scores with tanh (soft-capping at {cap:g}): the neuron view's q\u00b7k score is "
-                "not the score the model used"
-            )
+            if isinstance(cap, bool) or not isinstance(cap, (int, float)) or not cap > 0:
+                raise Unsupported(f"{name} has a soft-capping of {cap!r}, not a positive number")
+            caps[id(module)] = float(cap)
         if not getattr(module, "is_causal", True):
             raise Unsupported(
                 f"{name} is configured with bidirectional attention; the neuron view covers causal attention only"
             )
     heads_first = any(type(m).__name__ == "Gemma3Attention" for _, m in find_modules(model, ATTENTION_CLASSES))
-    return rotary_sites(model, ATTENTION_CLASSES, norm_heads_first=heads_first)
+    found = rotary_sites(model, ATTENTION_CLASSES, norm_heads_first=heads_first)
+    for site in found:
+        site.softcap = caps.get(id(site.module))
+    return found
 
 
 def _passes_softcap(cls: type) -> bool:

@@ -12,7 +12,9 @@ build on this one): a layer with a window of ``w`` lets query ``i`` see key ``j`
 ``i - w < j <= i`` (transformers' ``sliding_window_overlay``). The part beyond the causal mask is an
 additive bias of ``-inf`` on the keys that fell out of the window, ``[1, 1, rows, cols]`` (the same for
 every head and text), one tensor shared by every layer with the same window, so a record stores it once.
-Texts no longer than the window get no bias at all: the window hides nothing there.
+Texts no longer than the window get no bias at all: the window hides nothing there. Each site also keeps
+its window's width (``Site.window``), which the record keeps per layer, so the page can say what each layer
+masks and build the mask itself instead of shipping the bias.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ def rotary_sites(
     for _, module in find_modules(model, frozenset(classes)):
         rotate = model_rotation(module)
         head_dim = int(module.head_dim)
+        window = sliding_window(module)
         if fused:
             config = module.config
             query_width = int(config.num_attention_heads) * head_dim
@@ -59,8 +62,9 @@ def rotary_sites(
                 head_dim=head_dim,
                 scale=default_scale(module, head_dim),
                 kv_groups=int(getattr(module, "num_key_value_groups", 1)),
-                transform=_rotary(rotate, sliding_window(module), windows, norm_heads_first),
+                transform=_rotary(rotate, window, windows, norm_heads_first),
                 kwarg_names=("position_embeddings",),
+                window=window,
             )
         )
     return found

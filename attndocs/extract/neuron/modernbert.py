@@ -11,6 +11,8 @@ but each ``global_attn_every_n_layers``-th) see key j from query i only when ``|
 (``config.sliding_window``, half of ``local_attention``). That window is the layer's additive term: 0
 inside, ``-inf`` outside. It does not depend on the text, so every local layer of a pass shares one tensor
 (a broadcast view over the heads, never a ``[H, n, n]`` copy on the device); global layers have none.
+Every local site also keeps the width (``Site.window``): the record keeps it per layer, and the page builds
+the window mask from it rather than shipping the bias.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ ATTENTION_CLASSES = frozenset({"ModernBertAttention"})
 class WindowSite(Site):
     """A local layer's site: besides q and k, it builds the window term ``[1, H, n, n]`` (0 / -inf)."""
 
-    window: int = 0
     heads: int = 1
 
     @property
@@ -43,7 +44,7 @@ class WindowSite(Site):
             raise RuntimeError("the query projection did not run inside the attention module")
         device = self.store.query.device if self.store is not None and self.store.query is not None else None
         positions = torch.arange(length, device=device)
-        outside = (positions[:, None] - positions[None, :]).abs() > self.window
+        outside = (positions[:, None] - positions[None, :]).abs() > (self.window or 0)
         term = torch.zeros((length, length), dtype=torch.float32, device=device).masked_fill_(outside, -torch.inf)
         self.own_bias = term.expand(1, self.heads, length, length)
 
@@ -80,7 +81,8 @@ def sites(model: Any) -> list[Site]:
                 first_local = WindowSite(**common, window=window, heads=heads)
                 found.append(first_local)
             else:
-                found.append(Site(**common, bias_from=first_local))  # the same window, computed once per pass
+                # The same window, computed once per pass; each layer still records its width.
+                found.append(Site(**common, bias_from=first_local, window=window))
         elif layer_type == "full_attention":
             found.append(Site(**common))
         else:
