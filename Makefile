@@ -7,16 +7,21 @@ SITE_OUT := _build/site
 PIP := $(PY) -m pip install --disable-pip-version-check -q
 MYSTMD_VERSION := 1.8.3
 MYST := $(VENV)/node/node_modules/.bin/myst
+TINY_VIT := example_site/models/tiny-vit/model.safetensors
 
 .PHONY: setup site test lint clean bench bench-setup reliability
 
 # Debian's chromium (browser tests) and pandoc (the Lua filter's tests), when missing.
-setup: $(STAMP) $(MYST)
+setup: $(STAMP) $(MYST) $(TINY_VIT)
 	@missing=""; for tool in chromium pandoc; do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian's$$missing for the tests"; \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq $$missing >/dev/null; fi; fi
+
+# The course's tiny random ViT: weights never go into git, so they are made here (seed 0, ~1 s).
+$(TINY_VIT): | $(STAMP)
+	$(PY) example_site/models/make_tiny_vit.py
 
 # mystmd from npm, pinned, for the MyST-MD plugin's tests (node_modules inside the venv).
 $(MYST):

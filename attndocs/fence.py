@@ -33,7 +33,7 @@ import os
 import re
 import secrets
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +42,7 @@ from .options import MAX_FIGURES_PER_PAGE, FigureOptions, figure_fields, option_
 from .pipeline import FigureResult, Pipeline
 from .render import over_budget, render_figure, render_placeholder
 from .text import terminal_safe
+from .vision import resolve_path as resolve_image
 
 FENCE_NAME = "attention"
 
@@ -156,10 +157,12 @@ def _unquote(value: str) -> str:
     return value
 
 
-def parse_block(body: str, *, first_line: int = 1) -> ParsedBlock:
+def parse_block(body: str, *, first_line: int = 1, given: Collection[str] = ()) -> ParsedBlock:
     """Options and text of one block body; raises :class:`FenceError` naming the line.
 
     ``first_line`` is the page line of the body's first line (the line after the fence).
+    ``given``: options a host gave outside the body (pandoc attributes), which may make the
+    text optional (an ``image`` figure reads none).
     """
     if not isinstance(body, str):
         raise FenceError(f"a block body must be text, not {type(body).__name__}", line=first_line)
@@ -208,6 +211,8 @@ def parse_block(body: str, *, first_line: int = 1) -> ParsedBlock:
 
     text_lines = lines[text_start:]
     offset = next((i for i, line in enumerate(text_lines) if line.strip()), None)
+    if offset is None and ("image" in values or "image" in given):
+        offset = len(text_lines)  # an image figure reads no text (attndocs.vision)
     if offset is None:
         where = first_line + (option_rows[-1] if option_rows else 0)
         raise FenceError(
@@ -429,10 +434,12 @@ class FigureBatch:
     record (with query/key vectors when any of them is a neuron view).
     """
 
-    def __init__(self, slots: Slots | None = None, *, base_dir: Path | None = None) -> None:
-        """``base_dir``: the folder of the site's config file, for relative model folders."""
+    def __init__(self, slots: Slots | None = None, *, base_dir: Path | None = None, docs_dir: Path | None = None) -> None:
+        """``base_dir``: the folder of the site's config file, for relative model folders.
+        ``docs_dir``: the folder the page names are relative to, for relative image paths."""
         self.slots = slots or Slots()
         self.base_dir = base_dir
+        self.docs_dir = docs_dir
         self.figures: list[PageFigure] = []
         self._per_page: dict[str, int] = {}
 
@@ -443,6 +450,9 @@ class FigureBatch:
             figure.options, figure.error = None, too_many_figures(MAX_FIGURES_PER_PAGE)
         if figure.options is not None and figure.options.model:
             figure.options = dataclasses.replace(figure.options, model=local_model(figure.options.model, self.base_dir))
+        if figure.options is not None and figure.options.image and self.docs_dir is not None:
+            # An image is named relative to its page (attndocs.vision).
+            figure.options = dataclasses.replace(figure.options, image=resolve_image(figure.options.image, (self.docs_dir / figure.page).parent))
         self.figures.append(figure)
         return figure.token
 

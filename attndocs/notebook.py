@@ -14,6 +14,7 @@ Attention may be torch tensors or numpy arrays; tensors are converted by duck ty
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -23,7 +24,8 @@ import numpy as np
 from .errors import InputError, OptionError
 from .options import FigureOptions, SiteSettings
 from .record import AttentionRecord, Section, Side
-from .render import inline_assets_html, render_figure, render_page
+from .render import describe, inline_assets_html, render_figure, render_page
+from .still import still_png
 
 _SPECIAL = re.compile(r"^(\[[A-Za-z_]+\]|<\|?[^<>\s]*\|?>)$")
 
@@ -32,15 +34,32 @@ class AttentionHTML:
     """What ``html_action="return"`` gives back, shaped like IPython's ``HTML`` object.
 
     ``.data`` is a standalone page (save it and open it from disk, network off);
-    ``_repr_html_()`` is the figure with its assets inlined, for notebook front-ends.
+    ``_repr_html_()`` is the figure with its assets inlined, for notebook front-ends;
+    ``_repr_mimebundle_()`` adds ``image/png`` (``.png``: a still picture of the view the
+    figure opens on, attndocs.still) and ``text/plain`` (``.description``), so hosts that
+    run no script (GitHub, nbviewer, untrusted notebooks, PDF export) show the picture.
+    The HTML holds the same picture until its script draws.
     """
 
-    def __init__(self, page: str, fragment: str) -> None:
+    def __init__(self, page: str, fragment: str, png: bytes | None = None, description: str = "") -> None:
         self.data = page
         self.fragment = fragment
+        self.png = png
+        self.description = description
 
     def _repr_html_(self) -> str:
         return inline_assets_html(self.fragment)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        # The richest first: front-ends that run scripts pick text/html, the others fall back.
+        bundle = {"text/html": self._repr_html_()}
+        if self.png is not None:
+            bundle["image/png"] = base64.b64encode(self.png).decode("ascii")
+        bundle["text/plain"] = self.description or "attndocs attention figure"
+        return bundle
+
+    def _repr_png_(self) -> bytes | None:
+        return self.png
 
     def __str__(self) -> str:
         return self.data
@@ -220,15 +239,19 @@ def _show(
     if html_action not in ("view", "return"):
         raise OptionError(f"html_action must be 'view' or 'return', not {html_action!r}")
     # A notebook's URL belongs to the notebook, so figures there keep their state to themselves.
-    figure = render_figure(record, options, hash_state=False, compare=compare)
-    result = AttentionHTML(render_page([figure], title), figure.html)
+    # The still picture (what the figure opens on) shows until the script draws, and is all
+    # that hosts without scripts show. A comparison's still is its first record.
+    png = still_png(record, options)
+    figure = render_figure(record, options, hash_state=False, compare=compare, still=png)
+    result = AttentionHTML(render_page([figure], title), figure.html, png, options.alt or describe(record, options))
     if html_action == "return":
         return result
     try:
-        from IPython.display import HTML, display
+        from IPython.display import display
     except ImportError:
         return result
-    display(HTML(result._repr_html_()))
+    # The object itself, so the notebook keeps its whole mime bundle (HTML, PNG, text).
+    display(result)
     return None
 
 
@@ -370,7 +393,7 @@ def neuron_view(
 
 
 def figure(
-    text: str,
+    text: str | None = None,
     *,
     model: str | None = None,
     view: str = "head",
@@ -386,10 +409,14 @@ def figure(
     ``settings``' cache dir (default ``.cache/attndocs`` in the working folder), exactly
     as a documentation build caches it. ``settings`` takes the site settings (a
     :class:`SiteSettings` or a mapping such as ``{"device": "cuda"}``).
+    ``figure(image="cat.png", model="path/to/vit", view="patch")`` runs a vision
+    transformer on an image (relative to the working folder) instead; no text then.
     """
     from .pipeline import Pipeline
+    from .vision import resolved_options
 
     figure_options = FigureOptions.from_mapping({"text": text, "model": model, "view": view, **options})
+    figure_options = resolved_options(figure_options, None)  # an image path is relative to the working folder
     site = settings if isinstance(settings, SiteSettings) else SiteSettings.from_mapping(settings or {})
     result = Pipeline(site).compute_one(figure_options, qk=figure_options.view == "neuron")
     return _show(result.record, figure_options, html_action, "Attention figure", compare=result.compare)  # type: ignore[arg-type]

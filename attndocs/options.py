@@ -20,7 +20,7 @@ from typing import Any
 from . import state as _state
 from .errors import OptionError
 
-VIEWS = ("head", "model", "neuron", "matrix", "summary")
+VIEWS = ("head", "model", "neuron", "matrix", "summary", "patch")
 DISPLAYS = ("auto", "light", "dark")
 MODES = ("auto", "force", "frozen", "off")
 EMBEDS = ("auto", "inline", "file")
@@ -471,6 +471,14 @@ class FigureOptions:
         record=True,
     )
     revision: str | None = option(None, _text_parser(MAX_REVISION_CHARS, nonempty=True), "Hub revision (branch, tag or commit) of the model; resolved to a commit and kept in the cache key.", record=True)
+    image: str | None = option(
+        None,
+        _text_parser(MAX_PATH_CHARS, nonempty=True),
+        "An image file for a vision transformer (ViT, DeiT) to read instead of a text, relative to the page (or "
+        "absolute); the block then has no text. Its content, not its name, is in the cache key. Use view patch to "
+        "see the attention over the image (docs/vision.md).",
+        record=True,
+    )
     view: str = option("head", _choice(VIEWS), "Which view to show: " + " | ".join(VIEWS) + ".")
     text_b: str | None = option(None, _text, "Second sentence of a sentence pair (encoder models).", record=True)
     target: str | None = option(None, _text, "Decoder text for encoder-decoder models (T5, BART, Marian, bert2bert).", record=True)
@@ -539,6 +547,9 @@ class FigureOptions:
         from .compare import check_options  # compare imports options' types only
 
         check_options(self)
+        from .vision import check_options as check_image  # an image figure reads no text
+
+        check_image(self)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> FigureOptions:

@@ -54,6 +54,7 @@ from .errors import OptionError
 from .options import FigureOptions
 from .record import SECTION_NAMES, AttentionRecord, Section
 from .state import opening_state
+from .vision import payload_json as image_json
 
 PAYLOAD_FORMAT = "attndocs.payload"
 PAYLOAD_VERSION = 3
@@ -410,10 +411,13 @@ def _plan(
             rows, cols = section.attention.shape[2:]
             estimate += count * (rows + cols) * int(section.query.shape[-1])
     name, layer, head = _first_view(record, selection, order, with_qk)
-    plan = _Plan(view=view, single=estimate <= SINGLE_CHUNK, layer_unit=view == "head", first={("base",)}, top=None, overview=0)
+    # The patch view averages the heads of a layer: it loads a layer at a time, as the head view does.
+    plan = _Plan(view=view, single=estimate <= SINGLE_CHUNK, layer_unit=view in ("head", "patch"), first={("base",)}, top=None, overview=0)
     if plan.single:
         return plan
-    if view == "head":
+    if view == "patch":
+        plan.first.add(("layer", name, layer))
+    elif view == "head":
         heads = _section_layers_heads(record.sections[name], selection)[1]
         if len(heads) * _cells(record.sections[name]) <= FIRST_LAYER_WHOLE:
             plan.first.add(("layer", name, layer))
@@ -583,6 +587,11 @@ def _encode_section(
         d = int(section.query.shape[-1])
         scale = section.scale if section.scale is not None else 1.0 / math.sqrt(d)
         info.update(hasQK=True, scale=float(scale), d=d)
+        # Only when set: payloads of families without a cap or a window keep their bytes.
+        if section.softcap is not None:
+            info["softcap"] = float(section.softcap)
+        if section.windows is not None:
+            info["windows"] = list(section.windows)
     return info
 
 
@@ -617,8 +626,8 @@ def _encode_qk(section: Section, name: str, layers: list[int], heads: list[int],
                 [(("base",), byte_planes(vectors[layers.index(layer), heads.index(head), row]))],
                 encoding="f32planes", layer=layer, head=head, row=row,
             )
-    if section.bias is None:
-        return
+    if section.bias is None or is_window_mask(section):
+        return  # a bias that is only each layer's window mask: the page builds it from the widths
     bias = pick(section.bias)
     # -inf marks masked cells; float16 keeps it. Large finite masks saturate to -inf too.
     shared = bool(len(layers) > 1 and all(np.array_equal(bias[0], b, equal_nan=True) for b in bias[1:]))
@@ -635,6 +644,29 @@ def _encode_qk(section: Section, name: str, layers: list[int], heads: list[int],
     else:
         parts = [(plan.attn_group(name, layer, head), stored[li, hi]) for li, layer, hi, head in slots]
     blocks["bias"] = writer.parted(parts, encoding="f16", sharedLayers=shared)
+
+
+def window_hidden(rows: int, cols: int, width: int, causal: bool) -> np.ndarray:
+    """``[rows, cols]``: True where a window of ``width`` hides key j from query i (at position
+    ``i + cols - rows``). Causal (Mistral, Qwen, Gemma: transformers' sliding window): keys more than
+    ``width - 1`` back, so a query sees ``width`` tokens, itself included. Bidirectional (ModernBERT's
+    local layers): keys more than ``width`` away on either side. 50-neuron.js masks by the same rule."""
+    distance = (np.arange(rows)[:, None] + (cols - rows)) - np.arange(cols)[None, :]
+    return distance >= width if causal else np.abs(distance) > width
+
+
+def is_window_mask(section: Section) -> bool:
+    """Whether ``section.bias`` is exactly its layers' window masks (-inf where each layer's window hides
+    a key, 0 elsewhere, every head alike), so that the widths in ``windows`` say all it says."""
+    if section.windows is None or section.bias is None or len(section.windows) != section.bias.shape[0]:
+        return False
+    _, _, rows, cols = section.bias.shape
+    for layer, width in enumerate(section.windows):
+        values = section.bias[layer]
+        hidden = np.zeros((rows, cols), dtype=bool) if width is None else window_hidden(rows, cols, width, bool(section.causal))
+        if not (np.all(np.isneginf(values[:, hidden])) and np.all(values[:, ~hidden] == 0)):
+            return False
+    return True
 
 
 def alibi_slopes(bias: np.ndarray, causal: bool) -> list[float] | None:
@@ -796,6 +828,8 @@ def build_payload(
     """
     if not record.sections:
         raise OptionError("the attention record has no attention sections")
+    if options.view == "patch" and record.image is None:
+        raise OptionError("view patch shows attention over an image, but this record was made from text", "choose another view")
     selection = select_layers_heads(record, options)
     with_qk = (options.view == "neuron") if qk is None else qk
     order = sorted(record.sections, key=lambda n: _SECTION_ORDER.get(n, len(_SECTION_ORDER)))
@@ -848,6 +882,7 @@ def build_payload(
         **({"textB": record.text_b} if record.text_b is not None else {}),
         **({"target": record.target} if record.target is not None else {}),
         **({"generation": generation_json(record.generation)} if record.generation is not None else {}),
+        **({"image": image_json(record.image, selection.layers)} if record.image is not None else {}),
         "sides": {name: _side_json(side) for name, side in record.sides.items()},
         "sections": sections,
         "sectionOrder": order,
@@ -970,6 +1005,16 @@ def decode_qk(header: dict[str, Any], body: Body, section: str) -> dict[str, np.
         bias = bias.reshape(1 if shared else n_l, n_h, n_rows, n_cols)
         if shared:
             bias = np.broadcast_to(bias, (n_l, n_h, n_rows, n_cols)).copy()
+    elif info.get("windows") is not None:
+        # Window masks shipped as widths (is_window_mask): the -inf bias they stand for, None when
+        # no window hides a key (as a record of a text no longer than its windows has none).
+        hidden = np.zeros((n_l, n_rows, n_cols), dtype=bool)
+        for li, layer in enumerate(info["layers"]):
+            width = info["windows"][layer]
+            if width is not None:
+                hidden[li] = window_hidden(n_rows, n_cols, width, bool(info["causal"]))
+        if hidden.any():
+            bias = np.broadcast_to(np.where(hidden, -np.inf, 0.0).astype(np.float32)[:, None], (n_l, n_h, n_rows, n_cols)).copy()
     return {"query": vectors("query", n_rows), "key": vectors("key", n_cols), "bias": bias}
 
 

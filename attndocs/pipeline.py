@@ -216,6 +216,7 @@ class Pipeline:
         request = ExtractRequest(
             options.text or "", options.text_b, options.target, qk, max_tokens,
             generate=options.generate, seed=options.seed, temperature=options.temperature,
+            image=_read_image(options.image),
         )
         # words: a record of words, merged from the exact one (attndocs.words); a neuron figure's stays per piece.
         merged = merges_words(options, qk)
@@ -469,6 +470,9 @@ def record_key_parts(
     parts = _extraction_parts(ref, request, qk=qk, dtype=dtype)
     if words:
         parts["words"] = dict(WORDS_KEY_PART)
+    if request.image is not None:
+        # The image's content hash, never its name: a key part only then (attndocs.vision).
+        parts["image"] = request.image.key_part()
     if request.generate is not None:
         # Every generation setting, as the record's generation metadata holds them; a key part
         # only then, so figures that generate nothing keep their keys.
@@ -506,3 +510,12 @@ def _check_length(record: AttentionRecord, max_tokens: int) -> None:
 def _preview(text: str, width: int = 40) -> str:
     flat = " ".join(text.split())
     return repr(flat if len(flat) <= width else flat[: width - 1] + "…")
+
+
+def _read_image(path: str | None) -> Any:
+    """The image option's file, read and checked (attndocs.vision.read_image); None without one."""
+    if path is None:
+        return None
+    from .vision import read_image
+
+    return read_image(path)

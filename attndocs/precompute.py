@@ -168,20 +168,22 @@ def precompute(
         report = _precompute_sphinx(path, overrides, shard, progress)
     else:
         if kind == "mkdocs":
-            settings, pages = _mkdocs_site(path, overrides)
+            settings, pages, docs_dir = _mkdocs_site(path, overrides)
         else:
-            settings, pages = _markdown_site(path, overrides)
+            settings, pages, docs_dir = _markdown_site(path, overrides)
         report = PrecomputeReport(kind, path, Path(settings.cache_dir or ""), shard=shard)
         base_dir = path.parent if kind == "mkdocs" else _markdown_base(path)
-        _run(settings, pages, base_dir, report, progress, shard)
+        _run(settings, pages, base_dir, docs_dir, report, progress, shard)
     report.seconds = time.perf_counter() - started
     return report
 
 
 def _run(
-    settings: SiteSettings, pages: list[tuple[str, str]], base_dir: Path, report: PrecomputeReport, progress: Progress | None, shard: Shard | None
+    settings: SiteSettings, pages: list[tuple[str, str]], base_dir: Path, docs_dir: Path, report: PrecomputeReport,
+    progress: Progress | None, shard: Shard | None,
 ) -> None:
-    batch = FigureBatch(base_dir=base_dir)
+    # Page names are relative to docs_dir, and an image option to its page (attndocs.vision).
+    batch = FigureBatch(base_dir=base_dir, docs_dir=docs_dir)
     for name, text in pages:
         for block in find_blocks(text):
             batch.add(name, block)
@@ -201,16 +203,16 @@ def _markdown_base(folder: Path) -> Path:
     return folder if (folder / CONFIG_NAME).is_file() else Path.cwd()
 
 
-def _markdown_site(folder: Path, overrides: Mapping[str, Any]) -> tuple[SiteSettings, list[tuple[str, str]]]:
+def _markdown_site(folder: Path, overrides: Mapping[str, Any]) -> tuple[SiteSettings, list[tuple[str, str]], Path]:
     from .site import discover, load_site_config
 
     config = load_site_config(folder, overrides)
     pages, _ = discover(config.docs_dir, skip=[Path(config.settings.cache_dir or "")])
-    return config.settings, [(p.src.as_posix(), p.text) for p in pages]
+    return config.settings, [(p.src.as_posix(), p.text) for p in pages], Path(config.docs_dir)
 
 
-def _mkdocs_site(config_file: Path, overrides: Mapping[str, Any]) -> tuple[SiteSettings, list[tuple[str, str]]]:
-    """The plugin's settings and the pages MkDocs would read (its exclusions honoured)."""
+def _mkdocs_site(config_file: Path, overrides: Mapping[str, Any]) -> tuple[SiteSettings, list[tuple[str, str]], Path]:
+    """The plugin's settings, the pages MkDocs would read (its exclusions honoured) and its docs folder."""
     try:
         from mkdocs.config import load_config
         from mkdocs.exceptions import ConfigurationError
@@ -241,7 +243,7 @@ def _mkdocs_site(config_file: Path, overrides: Mapping[str, Any]) -> tuple[SiteS
     pages = []
     for file in get_files(config).documentation_pages():
         pages.append((file.src_uri, normalise_newlines(file.content_string)))
-    return settings, pages
+    return settings, pages, Path(config["docs_dir"])
 
 
 def _precompute_sphinx(conf_py: Path, overrides: Mapping[str, Any], shard: Shard | None, progress: Progress | None) -> PrecomputeReport:

@@ -115,7 +115,11 @@ class Section:
     side ``rows`` and columns key positions on side ``cols``. ``query`` / ``key`` are
     ``[layers, heads, rows|cols, head_dim]`` and ``bias`` ``[layers, heads, rows, cols]``:
     when present, ``softmax(scale * query @ key.T + bias + causal mask)`` reproduces
-    ``attention`` (checked at extraction time).
+    ``attention`` (checked at extraction time). ``softcap`` (Gemma 2): the scores are capped
+    first, ``softcap * tanh(scale * query @ key.T / softcap)``. ``windows``: per layer, the
+    width of the window mask it applies (None for a layer without one), or None when no layer
+    has one; the bias carries the same window as -inf wherever it hides a key (see
+    docs/record-format.md for what a width means in causal and bidirectional sections).
     """
 
     name: str
@@ -127,6 +131,8 @@ class Section:
     key: np.ndarray | None = None
     bias: np.ndarray | None = None
     scale: float | None = None
+    softcap: float | None = None
+    windows: list[int | None] | None = None
 
     @property
     def layers(self) -> int:
@@ -186,6 +192,10 @@ class AttentionRecord:
     # "new_tokens", "text" (the continuation decoded), "stopped" ("eos" | "length"), "settings":
     # {"new_tokens", "sampling", "seed", "temperature"}}. None: the record's tokens are all the page's.
     generation: dict[str, Any] | None = None
+    # The model read an image (option image, attndocs.vision): {"mime", "data" (base64 of the picture
+    # as the model saw it), "width", "height", "pixels", "rows", "cols", "patch", "first" (index of the
+    # first patch token), "rollout" ([layers][tokens] from token 0, or None), "processor"}. None: text.
+    image: dict[str, Any] | None = None
 
     # -- conveniences -------------------------------------------------------------
     @property
@@ -225,10 +235,7 @@ class AttentionRecord:
             "display_tokens": {name: s.display for name, s in sides.items()},
             "special_tokens": {name: [int(b) for b in s.special] for name, s in sides.items()},
             "text_b_start": text_b_start,
-            "sections": {
-                name: {"rows": s.rows, "cols": s.cols, "causal": s.causal, "scale": s.scale}
-                for name, s in self.sections.items()
-            },
+            "sections": {name: _section_metadata(s) for name, s in self.sections.items()},
             "neuron": self.neuron,
             "versions": self.versions,
             "extraction": self.extraction,
@@ -251,6 +258,8 @@ class AttentionRecord:
         if self.generation is not None:
             # Only when set, like key_parts: records of figures that generate nothing keep their bytes.
             meta["generation"] = _dumps(self.generation)
+        if self.image is not None:
+            meta["image"] = _dumps(self.image)  # only when set: text records keep their bytes
         if self.precision != EXACT and schema == SCHEMA_VERSION:
             # A public file of a record read from the cache says so (its attention rows are
             # checked with the companding's slack); exact records keep their bytes.
@@ -335,6 +344,13 @@ class AttentionRecord:
             _check_section(name, section, self.sides, companded=self.precision != EXACT)
         if self.generation is not None:
             _check_generation(self.generation, self.sides)
+        if self.image is not None:
+            from .vision import check_record_image
+
+            try:
+                check_record_image(self.image, self.sides, self.layers)
+            except ValueError as exc:
+                raise RecordFormatError(str(exc)) from None
         if self.neuron.get("available") and not self.has_qk:
             raise RecordFormatError("its neuron view is marked available but it lacks query/key vectors")
 
@@ -432,6 +448,8 @@ class AttentionRecord:
                 key=tensors.get(f"{name}.key"),
                 bias=tensors.get(f"{name}.bias"),
                 scale=info.get("scale"),
+                softcap=info.get("softcap"),
+                windows=info.get("windows"),
             )
             if compact:
                 if any(v is not None and v.dtype == np.float16 for v in (section.query, section.key)):
@@ -442,6 +460,7 @@ class AttentionRecord:
         if stray:
             raise RecordFormatError(f"its tensor {stray[0]} belongs to no section")
         generation = json.loads(meta["generation"]) if "generation" in meta else None
+        image = json.loads(meta["image"]) if "image" in meta else None
         key_parts = json.loads(meta["key_parts"]) if "key_parts" in meta else None
         if key_parts is not None and not isinstance(key_parts, dict):
             raise RecordFormatError("its key_parts metadata is not a mapping")
@@ -462,6 +481,7 @@ class AttentionRecord:
             key_parts=key_parts,
             precision=precision,
             generation=generation,
+            image=image,
         )
 
 
@@ -488,10 +508,24 @@ def _decode_section(stored: Section, sides: dict[str, Side], info: Any) -> Secti
         bias = None if stored.bias is None else decode_bias(stored.bias, attention.shape[0], bool(info.get("bias_shared")))
     except ValueError as exc:
         raise RecordFormatError(f"its {name} {exc}") from None
-    section = Section(name, attention, stored.rows, stored.cols, stored.causal, query, key, bias, stored.scale)
+    section = Section(
+        name, attention, stored.rows, stored.cols, stored.causal, query, key, bias, stored.scale,
+        softcap=stored.softcap, windows=stored.windows,
+    )
     # Not a field: a copy (dataclasses.replace) or a new attention array leaves it behind.
     section.__dict__["_codes"] = (attention, _square_codes(stored.attention, rows, cols, stored.causal))
     return section
+
+
+def _section_metadata(section: Section) -> dict[str, Any]:
+    """A section's entry in the ``sections`` metadata; ``softcap`` and ``windows`` only when set, so that
+    records of models without them keep exactly the bytes they always had."""
+    out: dict[str, Any] = {"rows": section.rows, "cols": section.cols, "causal": section.causal, "scale": section.scale}
+    if section.softcap is not None:
+        out["softcap"] = section.softcap
+    if section.windows is not None:
+        out["windows"] = section.windows
+    return out
 
 
 def _square_codes(codes: np.ndarray, rows: int, cols: int, causal: bool) -> np.ndarray:
@@ -848,6 +882,18 @@ def _check_qk(name: str, section: Section, layers: int, heads: int, n_rows: int,
     scale = section.scale
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale <= 0:
         raise RecordFormatError(f"its {name} query/key scale is {scale!r}, not a positive number")
+    softcap = section.softcap
+    if softcap is not None and (
+        isinstance(softcap, bool) or not isinstance(softcap, (int, float)) or not math.isfinite(softcap) or softcap <= 0
+    ):
+        raise RecordFormatError(f"its {name} soft-capping is {softcap!r}, not a positive number")
+    windows = section.windows
+    if windows is not None and (
+        not isinstance(windows, list)
+        or len(windows) != layers
+        or any(w is not None and (isinstance(w, bool) or not isinstance(w, int) or w < 0) for w in windows)
+    ):
+        raise RecordFormatError(f"its {name} windows are {windows!r}, not one width (or null) per layer")
 
 
 def _one_line(value: object) -> str:

@@ -37,6 +37,7 @@ _VIEW_NAMES = {
     "neuron": "neuron view",
     "matrix": "matrix",
     "summary": "head summary",
+    "patch": "patch view",
 }
 
 
@@ -184,6 +185,12 @@ def describe(record: AttentionRecord, options: FigureOptions) -> str:
     view = _VIEW_NAMES.get(options.view, options.view)
     model = record.model_id or "a model"
     text = f"Attention {view} of {model} ({record.layers} layers × {record.heads} heads, {n_tokens})."
+    if record.image is not None:  # a vision transformer's figure (attndocs.vision)
+        image = record.image
+        text = (
+            f"Attention {view} of {model} over an image cut into {image['rows']} × {image['cols']} patches "
+            f"({record.layers} layers × {record.heads} heads, {n_tokens}; patches named r1c1 to r{image['rows']}c{image['cols']})."
+        )
     generation = record.generation
     if generation is not None:
         # What the model wrote exists only after the build: the page's text must say it.
@@ -235,9 +242,15 @@ def render_figure(
     used_ids: set[str] | None = None,
     hash_state: bool = True,
     compare: AttentionRecord | None = None,
+    still: bytes | None = None,
 ) -> RenderedFigure:
     """The HTML fragment of one figure (``compare``: the second record of a compare-text /
     compare-model figure, FigureResult.compare).
+
+    ``still``: PNG bytes (attndocs.still.still_png) shown inside the figure's frame, as a
+    data URI whose alt text is the figure's description, until the script draws (starting
+    the figure empties its frame); where no script runs it stays. Without it the fragment is
+    what it always was.
 
     ``embed="inline"`` puts the payload's chunks in the page as base64, each decoded when
     the figure first needs it; ``embed="file"`` returns them in ``files`` as scripts named
@@ -302,6 +315,7 @@ def render_figure(
         body_b64=jinja2.utils.markupsafe.Markup(body_b64),
         chunks=chunks,
         src=src,
+        still=_still_image(still),
     )
     header_bytes = len(header_json.encode("utf-8"))
     return RenderedFigure(
@@ -311,11 +325,25 @@ def render_figure(
     )
 
 
+def _still_image(png: bytes | None) -> dict[str, Any] | None:
+    """The ``<img>`` attributes of a still picture: its data URI, width and height (from IHDR)."""
+    if png is None:
+        return None
+    if png[:8] != b"\x89PNG\r\n\x1a\n" or png[12:16] != b"IHDR":
+        raise ValueError("still must be PNG bytes")
+    return {
+        "src": jinja2.utils.markupsafe.Markup("data:image/png;base64," + base64.b64encode(png).decode("ascii")),
+        "width": int.from_bytes(png[16:20], "big"),
+        "height": int.from_bytes(png[20:24], "big"),
+    }
+
+
 # About the height a figure draws at in a ~700 px column (controls, drawing, colour key),
 # reserved before its script runs: a figure that grew after the browser had scrolled to a
 # link would push its target away (06-boot.js also holds a linked figure in place).
 _NOMINAL_WIDTH = 700
 _CONTROLS = 76  # the control bar and a colour key
+PATCH_SIDE = 448  # the widest the patch view draws its image (38-patch.js MAX_SIDE)
 
 
 def reserved_height(header: dict[str, Any]) -> int:
@@ -337,6 +365,10 @@ def reserved_height(header: dict[str, Any]) -> int:
         height = 50 + min(tokens * cell + 90, 768)
     elif view == "summary":
         height = 40 + max(layers * 30 + 40, 330)
+    elif view == "patch":  # the image at PATCH_SIDE px wide (38-patch.js), its readout and text lines
+        image = header.get("image") or {}
+        rows = -(-(50 + 41 * heads) // _NOMINAL_WIDTH)  # of head buttons (06-boot.js RESERVE has the same rule)
+        height = 97 + 28 * (rows - 1) + round(PATCH_SIDE * int(image.get("height") or 1) / max(1, int(image.get("width") or 1)))
     else:  # the head view
         height = 30 * -(-(50 + 41 * heads) // _NOMINAL_WIDTH) + min(tokens * (15 if tokens > 120 else 18), 640)
     return _CONTROLS + height

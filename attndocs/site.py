@@ -782,7 +782,7 @@ def build_site(
 
     # 1. Every block of every page, stood in for by a token; 2. one pipeline run for them all.
     base_dir = config.config_file.parent if config.config_file else Path.cwd()
-    batch = FigureBatch(base_dir=base_dir)
+    batch = FigureBatch(base_dir=base_dir, docs_dir=config.docs_dir)  # images are relative to their page
     texts = {}
     for page in pages:
         texts[page.src], _ = replace_blocks(page.text, lambda block, page=page: batch.add(page.src.as_posix(), block))

@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from .options import FigureOptions
     from .record import AttentionRecord
 
-ALL_VIEWS = ("head", "model", "neuron", "matrix", "summary")
-TOKEN_VIEWS = ("head", "model", "neuron", "matrix")
+ALL_VIEWS = ("head", "model", "neuron", "matrix", "summary", "patch")
+TOKEN_VIEWS = ("head", "model", "neuron", "matrix", "patch")
 STEP_VIEWS = ("head", "neuron", "matrix")  # views with a query row to lock (the generation step control)
 FILTERS = ("all", "aa", "bb", "ab", "ba")
 # The matrix view's modes and the summary view's statistics, in the order of their selectors
@@ -34,6 +34,8 @@ MATRIX_MODES = ("head", "mean", "max", "mean-all", "max-all", "rollout")
 SUMMARY_STATS = ("entropy", "entropy_norm", "distance", "special", "previous", "self", "cross_ab")
 SUMMARY_LAYOUTS = ("grid", "table")
 SCALES = ("fixed", "head")
+# What the patch view's heat overlay shows (38-patch.js labels these same values).
+PATCH_OVERLAYS = ("attention", "rollout")
 # Named head roles (attndocs/roles.py scores them; 25-roles.js labels these same values).
 HEAD_ROLES = ("sink", "previous", "current", "broad", "induction")
 MAX_TOKEN_SPEC = 200  # characters of a token option: a token's text is a few characters
@@ -167,7 +169,9 @@ STATE_KEYS: tuple[StateKey, ...] = (
         "scale", "choice", "fixed",
         "Colour and line scale: fixed (0 to 1, shared by every head and section, so flat attention looks faint) "
         "or head (each head scaled to its own maximum).",
-        values=SCALES, link="scale=head",
+        # The patch view always scales its overlay to the largest weight shown: over hundreds of
+        # patches a 0-1 scale would leave the picture blank.
+        views=tuple(view for view in ALL_VIEWS if view != "patch"), values=SCALES, link="scale=head",
     ),
     StateKey(
         "step", "index", 0,
@@ -187,6 +191,12 @@ STATE_KEYS: tuple[StateKey, ...] = (
         "With compare-text, compare-model or compare-layer: open on the difference A - B (true) or on both side by "
         "side (false).",
         views=("matrix", "summary"), link="difference=0",
+    ),
+    StateKey(
+        "overlay", "choice", "attention",
+        "What the patch view colours the image by: attention (where the selected patch attends, in the layer, mean "
+        "over the selected heads) or rollout (attention rollout from [CLS] through the layer).",
+        views=("patch",), values=PATCH_OVERLAYS, link="overlay=rollout",
     ),
 )
 BY_NAME: Mapping[str, StateKey] = {key.name: key for key in STATE_KEYS}
@@ -414,7 +424,9 @@ def opening_state(record: AttentionRecord, options: FigureOptions, layer: int, h
     if options.token is not None:
         out["token"] = resolve_token(record, section, options.token, view)
         _check_filtered_query(record, section, out, view)
-    for key in ("locked", "lines", "layout", "open", "scale", "difference"):
+    if options.overlay == "rollout" and not (getattr(record, "image", None) or {}).get("rollout"):
+        raise OptionError("option 'overlay' is rollout, but this model has no class token to roll out from", "use overlay: attention")
+    for key in ("locked", "lines", "layout", "open", "scale", "difference", "overlay"):
         value = getattr(options, key)
         if value is not None:
             out[key] = value

@@ -89,7 +89,7 @@ def test_the_payload_header_carries_the_opening_state_and_attndocs_js_the_keys()
     keys = json.loads(line.removeprefix("window.attndocs.STATE_KEYS = ").rstrip(";"))
     assert set(keys["matrix"]) == {"section", "layer", "heads", "token", "locked", "mode", "lines", "scale", "step", "difference"}
     assert keys["matrix"]["scale"] == {"default": "fixed", "values": ["fixed", "head"]}
-    assert set(keys) == {"head", "model", "neuron", "matrix", "summary"}
+    assert set(keys) == {"head", "model", "neuron", "matrix", "summary", "patch"}
 
 
 # -- token ---------------------------------------------------------------------------------------
@@ -164,7 +164,7 @@ def test_cross_attention_tokens_come_from_the_side_asked_for():
         ({"view": "head", "stat": "entropy"}, ["option 'stat' does nothing in the head view", "set view: summary"]),
         ({"view": "summary", "mode": "rollout"}, ["option 'mode' does nothing in the summary view", "set view: matrix"]),
         ({"view": "matrix", "open": "true"}, ["option 'open'", "the model view"]),
-        ({"view": "summary", "token": "it"}, ["option 'token'", "the head, model, neuron and matrix views"]),
+        ({"view": "summary", "token": "it"}, ["option 'token'", "the head, model, neuron, matrix and patch views"]),
         ({"view": "summary", "filter": "ab"}, ["option 'filter'", "the head, model and neuron views"]),
         ({"view": "head", "locked": "true"}, ["option 'locked' needs a token"]),
         ({"view": "model", "open": "true", "heads": []}, ["option 'open' needs a head"]),

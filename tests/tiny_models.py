@@ -76,6 +76,14 @@ FAMILY_KIND: dict[str, str] = {
 
 BYTE_LEVEL_FAMILIES: tuple[str, ...] = ("roberta", "gpt2", "llama", "bart")
 
+# Vision encoders (option image, attndocs/vision.py): kept out of FAMILIES, whose tests read text.
+# A 32 px image in 8 px patches (a 4 x 4 grid), 2 layers, 2 heads; each folder holds the model and a
+# saved ViTImageProcessor (preprocessor_config.json) where the text families hold a tokenizer.
+VISION_FAMILIES: tuple[str, ...] = ("vit", "deit")
+VISION_IMAGE_SIZE = 32
+VISION_PATCH_SIZE = 8
+VISION_HEADS = 2
+
 # One shape for every family, so tests can assert it: small, but more than one of everything that
 # a view or an adapter iterates over, and a head size large enough for real dot products.
 NUM_LAYERS = 2
@@ -141,7 +149,7 @@ def build_tiny_model(family: str, root: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     # fork_rng: the fixed seed makes the weights reproducible without changing the caller's RNG state.
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(FAMILIES.index(family))
+        torch.manual_seed((FAMILIES + VISION_FAMILIES).index(family))
         model, tokenizer = _BUILDERS[family](out)
         with _quiet_progress_bars():
             model.save_pretrained(out)
@@ -469,7 +477,40 @@ def _build_bert2bert(out: Path) -> tuple[Any, Any]:
     return model, tokenizer
 
 
+def _vision_sizes() -> dict[str, Any]:
+    return {
+        "image_size": VISION_IMAGE_SIZE,
+        "patch_size": VISION_PATCH_SIZE,
+        "num_hidden_layers": NUM_LAYERS,
+        "num_attention_heads": VISION_HEADS,
+        "hidden_size": HIDDEN_SIZE,
+        "intermediate_size": FFN_SIZE,
+        "initializer_range": INIT_STD,
+        "attn_implementation": "eager",
+    }
+
+
+def _image_processor() -> Any:
+    from transformers import ViTImageProcessorPil  # the Pillow processor: no torchvision needed
+
+    return ViTImageProcessorPil(size={"height": VISION_IMAGE_SIZE, "width": VISION_IMAGE_SIZE})
+
+
+def _build_vit(out: Path) -> tuple[Any, Any]:
+    from transformers import ViTConfig, ViTModel
+
+    return ViTModel(ViTConfig(**_vision_sizes())), _image_processor()
+
+
+def _build_deit(out: Path) -> tuple[Any, Any]:
+    from transformers import DeiTConfig, DeiTModel
+
+    return DeiTModel(DeiTConfig(**_vision_sizes())), _image_processor()
+
+
 _BUILDERS: dict[str, Callable[[Path], tuple[Any, Any]]] = {
+    "vit": _build_vit,
+    "deit": _build_deit,
     "bert": _build_bert,
     "roberta": _build_roberta,
     "distilbert": _build_distilbert,

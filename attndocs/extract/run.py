@@ -40,6 +40,8 @@ class ExtractRequest:
     generate: int | None = None
     seed: int | None = None
     temperature: float | None = None
+    # An image for a vision encoder to read instead of the text (attndocs.vision.ImageInput).
+    image: Any = None
 
 
 @dataclass
@@ -48,10 +50,15 @@ class _Encoded:
     sides: dict[str, Side]
     length_key: tuple[int, ...]
     generation: dict[str, Any] | None = None  # the record's generation metadata (generate.py)
+    image: dict[str, Any] | None = None  # the record's image metadata before the forward pass (vision.py)
 
 
 def check_request(kind: str, model_name: str, request: ExtractRequest) -> None:
     """Reject texts and option combinations the model cannot take, before any computation."""
+    if request.image is not None:
+        if kind != "encoder":
+            raise InputError(f"option image needs a vision encoder, but '{model_name}' is a{'n' if kind[0] == 'e' else ''} {kind} model", "use a ViT or DeiT model, or remove image")
+        return  # the text options were refused with the figure's options (vision.check_options)
     if not request.text or not request.text.strip():
         raise InputError("the figure's text is empty", "write the text the model should read as the block's content")
     if request.text_b is not None and not request.text_b.strip():
@@ -95,7 +102,16 @@ def extract(loaded: Any, requests: Sequence[ExtractRequest], batch_size: int = 0
     for i, request in enumerate(requests):
         try:
             check_request(loaded.ref.kind, loaded.ref.short, request)
-            if request.generate is not None:
+            from ..vision import check_reader
+
+            check_reader(loaded, request.image)  # an image figure needs a vision model, a text figure a text model
+            if request.image is not None:
+                from ..vision import encode as encode_image
+
+                inputs, image = encode_image(loaded, request)
+                shape = tuple(inputs["pixel_values"].shape)
+                encoded[i] = _Encoded(inputs=inputs, sides={}, length_key=("image", *shape), image=image)
+            elif request.generate is not None:
                 from .generate import encode_generated  # the model writes first, then is read like any text
 
                 encoded[i] = encode_generated(loaded, request)
@@ -376,6 +392,16 @@ def _run_batch(loaded: Any, requests: list[ExtractRequest], encoded: list[_Encod
             name: Section(name=name, attention=np.ascontiguousarray(arr[b]), rows=rows, cols=cols, causal=causal)
             for name, (arr, rows, cols, causal) in host.items()
         }
+        image = None
+        if enc.image is not None:
+            from ..vision import finish
+
+            try:  # the tokens are named by grid position once the attention says how many there are
+                side, image = finish(enc.image, record_sections["encoder"].attention, loaded.ref.short, request.max_tokens)
+            except AttndocsError as exc:
+                records.append(exc)
+                continue
+            enc.sides = {"encoder": side}
         if neurons[b]["available"]:
             for name, section in record_sections.items():
                 kept[name].attach(section, b)
@@ -394,6 +420,7 @@ def _run_batch(loaded: Any, requests: list[ExtractRequest], encoded: list[_Encod
                 versions=library_versions(),
                 extraction={"attn_implementation": "eager", "dtype": getattr(loaded, "dtype", "float32"), "qk": qk, "device": loaded.device},
                 generation=enc.generation,
+                image=image,
             )
         )
     return records
@@ -510,6 +537,8 @@ class _HostQK:
     bias: np.ndarray | None  # [L, H, rows, cols]: the same for every text
     scale: float
     rows: dict[int, int]  # text index in the batch -> row of query / key
+    softcap: float | None = None  # Gemma 2's score cap
+    windows: list[int | None] | None = None  # per layer, the width of its window mask
 
     @classmethod
     def move(cls, section: Any, keep: list[int]) -> _HostQK:
@@ -526,6 +555,8 @@ class _HostQK:
             bias=section.host_bias(),
             scale=float(section.scale),
             rows={b: i for i, b in enumerate(keep)},
+            softcap=section.softcap,
+            windows=None if section.windows is None else list(section.windows),
         )
 
     def attach(self, section: Section, b: int) -> None:
@@ -534,6 +565,8 @@ class _HostQK:
         section.key = np.ascontiguousarray(self.key[row], np.float32)
         section.bias = self.bias
         section.scale = self.scale
+        section.softcap = self.softcap
+        section.windows = self.windows
 
 
 def library_versions() -> dict[str, str]:

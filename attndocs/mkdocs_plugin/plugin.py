@@ -96,6 +96,7 @@ class AttndocsPlugin(BasePlugin[AttndocsConfig]):  # type: ignore[type-var]
 
     def on_config(self, config: MkDocsConfig) -> MkDocsConfig:
         self._reset(config_dir(config.config_file_path))
+        self._batch.docs_dir = Path(config.docs_dir)  # images are relative to their page's source
         settings = site_settings(self.config, config.config_file_path)
         _check_cache_dir(Path(settings.cache_dir or ""), config)
         if self._pipeline is None or self.settings != settings:

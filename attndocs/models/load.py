@@ -326,7 +326,6 @@ def _safe_name(name: str) -> str:
 
 def _load(ref: ModelRef, device: str, dtype: str, device_map: DeviceMap | None, max_memory: MaxMemory | None) -> LoadedModel:
     import torch
-    import transformers
 
     quiet_third_party_progress()
     try:
@@ -340,7 +339,9 @@ def _load(ref: ModelRef, device: str, dtype: str, device_map: DeviceMap | None, 
         kwargs: dict[str, Any] = {"trust_remote_code": ref.trust_remote_code}
         if ref.source == "hub":
             kwargs["revision"] = ref.revision
-        tokenizer = transformers.AutoTokenizer.from_pretrained(source, **kwargs)
+        from ..vision import load_reader
+
+        tokenizer = load_reader(source, kwargs)  # a vision encoder's image processor stands in for the tokenizer
         chosen = _resolve_dtype(ref, source, dtype, device, device_map, max_memory, kwargs)
         placement: dict[str, Any] = {}
         if device_map is not None:

@@ -7,6 +7,7 @@ here; the build collects every figure after reading and computes the misses toge
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from docutils import nodes
@@ -16,6 +17,7 @@ from sphinx.util.docutils import SphinxDirective
 
 from ..errors import OptionError
 from ..options import MAX_FIGURES_PER_PAGE, FigureOptions, figure_fields, option_name, too_many_figures
+from ..vision import resolved_options
 from .config import OVERRIDE_ADMONITION
 from .nodes import attention_figure
 
@@ -70,6 +72,10 @@ class AttentionDirective(SphinxDirective):
             if count > MAX_FIGURES_PER_PAGE:
                 raise too_many_figures(MAX_FIGURES_PER_PAGE)
             options = FigureOptions.from_mapping({**raw, "text": text})
+            if options.image is not None:
+                # Relative to the document's folder; a changed image re-reads the document.
+                options = resolved_options(options, os.path.dirname(self.env.doc2path(self.env.docname)))
+                self.env.note_dependency(options.image)
             node["error"] = None
             node["category"] = None
         except OptionError as exc:

@@ -96,6 +96,9 @@ _INJECTION_OUTCOME: dict[str, str | None] = {
     "compare-text": None,  # a second text like any other: the figure shows it, escaped
     "compare-model": r"compare-model",
     "compare-layer": r"compare-layer",
+    # Vision (issue 15): a path beside a text is refused (an image figure reads no text); overlay is the patch view's.
+    "image": r"image",
+    "overlay": r"overlay",
 }
 
 

@@ -67,6 +67,11 @@ OPENINGS: dict[str, list[dict[str, Any]]] = {
     "06-writing-figures": [
         {"view": "model", "token": None},
     ],
+    "07-vision": [
+        # The patch view opens on [CLS] (not kept), the matrix on every patch against every patch.
+        {"view": "patch", "controls": {"layer": "0"}, "token": ("q", "[CLS]")},
+        {"view": "matrix", "controls": {"mode": "head", "layer": "0", "head": "0"}, "rows_cols": (65, 65)},
+    ],
 }
 
 # What one figure shows: its controls' values, its selected tokens, and geometry of its drawing.
@@ -274,6 +279,7 @@ SPHINX_OPENINGS = {
     "index.html": OPENINGS["index"],
     "encoder.html": OPENINGS["01-encoder"][:4],
     "decoder.html": [OPENINGS["02-decoder"][0], OPENINGS["03-generation"][0], OPENINGS["02-decoder"][1]],
+    "vision.html": OPENINGS["07-vision"][:1],
 }
 
 

@@ -46,7 +46,8 @@
 //      .sections        {encoder|decoder|cross: {rows: sideName, cols: sideName, causal,
 //                        shape: [nRows, nCols], layers: [included layer indices],
 //                        heads: [included head indices], nLayers, nHeads (model totals),
-//                        hasQK, scale}}
+//                        hasQK, scale, softcap? (Gemma 2's score cap), windows? (per model
+//                        layer: its window width or null; payload.window_hidden)}}
 //      .sectionOrder    section names in display order
 //      .neuron          {available: bool, reason: string|null}
 //      .words           (option words only) {style, sides: {side: [[piece, ...] per word]}}: the
@@ -98,9 +99,11 @@
 //                   rowEdges[b] .. rowEdges[b+1]-1), for thumbnails
 //    fig.qk(section, layer, head, row?) -> {q: Float32Array(rows*d), k: Float32Array(cols*d), d,
 //                   rowOnly: null, or `row` when only that query row is loaded yet,
-//                   bias: Float32Array(rows*cols) | null, scale} or null when the payload
-//                   has no query/key (see header.neuron.reason) or it is not loaded. Logits
-//                   are scale * q.k + bias (+ causal mask).
+//                   bias: Float32Array(rows*cols) | null, scale, softcap: c | null, window:
+//                   this layer's width | null, slope: this head's ALiBi slope | null} or null
+//                   when the payload has no query/key (see header.neuron.reason) or it is not
+//                   loaded. Logits are scale * q.k (c * tanh(scale * q.k / c) with a softcap)
+//                   + bias (+ causal mask, + window mask).
 //    fig.extra(name) -> {data: Float32Array, shape: [..]} | null (every part loaded)
 //    fig.extraPart(name, part) -> Float32Array of one part (a layer slot of a 3-d extra)
 //    fig.tokens(sideName) -> display strings; fig.rowSide(section), fig.colSide(section)
@@ -170,7 +173,8 @@
 //    for side-file payloads always) a figure starts when it comes within a viewport height
 //    of the screen, or at once when a link targets it, the page is printed or focus moves
 //    into it. attndocs.figure(nameIdOrElement) -> fig once it started, else null;
-//    attndocs.figures() lists the started ones.
+//    attndocs.figures() lists the started ones. attndocs.release(root) destroys the figures
+//    under root (for hosts that unmount where the document's watch cannot see: shadow roots).
 //    The figure element gets data-attndocs-status = "waiting" (not near the viewport yet)
 //    | "loading" | "ready" | "error", and data-attndocs-loading = <slot> while a view waits
 //    for a chunk (fig.ready). Chunk scripts (embed=file) call attndocs.chunk(id, base64).
@@ -447,9 +451,16 @@ function backgroundIsDark(node) {
 
 // What is actually painted behind a figure: the first ancestor with an opaque background.
 // Themes without a dark mode (alabaster, Read the Docs) stay light when the reader's system
-// is dark; themes that switch through CSS alone change this colour with the system.
+// is dark; themes that switch through CSS alone change this colour with the system. A
+// figure in a shadow root (a marimo widget) looks on through the root's host element.
+function outward(node) {
+  if (node.parentElement) return node.parentElement;
+  var root = node.getRootNode ? node.getRootNode() : null;
+  return root && root.host ? root.host : null;
+}
+
 function backdropTheme(el) {
-  for (var node = el && el.parentElement; node; node = node.parentElement) {
+  for (var node = el && outward(el); node; node = outward(node)) {
     var bg = getComputedStyle(node).backgroundColor;
     if (!bg) continue;
     var c = parseColor(bg);

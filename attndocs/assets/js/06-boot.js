@@ -60,6 +60,15 @@ var RESERVE = {
     // the role select takes a row of the control bar of its own.
     return 70 + (gridW + 270 > w ? grid + 330 + 52 : Math.max(grid, 470)) + (w < 300 ? 36 : 0);
   },
+  patch: function (s, w, rem, header) {
+    // The image as wide as the column allows, up to 448 px (38-patch.js), keeping its aspect; the
+    // control bar wraps onto up to four rows, the head buttons as in the head view, and the line of
+    // text under the picture (about 100 characters) onto one row per 720 px.
+    var image = header.image || {}, side = Math.min(448, Math.max(w - 4, 96));
+    var controls = w >= 600 ? 24 : w >= 400 ? 55 : w >= 300 ? 84 : 102;
+    var heads = 28 * (lines(50 + 41 * s.heads.length, w) - 1);
+    return 109 + controls + heads + 20 * Math.ceil(720 / Math.max(w, 1)) + Math.round(side * (image.height || 1) / (image.width || 1));
+  },
 };
 
 function reserve(figEl) {
@@ -71,7 +80,7 @@ function reserve(figEl) {
     var order = header.sectionOrder || Object.keys(header.sections);
     var section = header.sections[order[0]];
     var rem = parseFloat(getComputedStyle(document.documentElement).fontSize) || 16;
-    var height = Math.round(estimate(section, frame.clientWidth, rem));
+    var height = Math.round(estimate(section, frame.clientWidth, rem, header));
     if (height > 0) frame.style.minHeight = height + "px";
   } catch (e) {
     // A header this script cannot read keeps the page's reservation; the figure reports it.
@@ -193,6 +202,19 @@ attndocs.boot = function (root) {
     pinnedFor = location.href;
     pinTop(target);
   }
+};
+
+// Lets go of the figures under root (an element, itself included): started ones are
+// destroyed, waiting ones no longer watched. For hosts that unmount figures where the
+// document's own watch cannot see (a widget in a shadow root, widgets.py's module).
+attndocs.release = function (root) {
+  var nodes = Array.prototype.slice.call(root.querySelectorAll(SELECTOR));
+  if (root.matches && root.matches(SELECTOR)) nodes.unshift(root);
+  nodes.forEach(function (figEl) {
+    if (waiting.delete(figEl) && observer) observer.unobserve(figEl);
+    var fig = attndocs.figure(figEl);
+    if (fig) fig.destroy();
+  });
 };
 
 // A link followed on the page: a started figure takes its values at once; one still

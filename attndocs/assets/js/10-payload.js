@@ -387,10 +387,17 @@ attndocs._qk = function (fig, name, layer, head, row) {
     }
   }
   if (!q || !k) return null;
-  var result = { q: q, k: k, d: d, bias: null, scale: info.scale, rowOnly: rowOnly };
+  // softcap (Gemma 2): the model used cap * tanh(s * q.k / cap). window: this layer's window width
+  // (payload.window_hidden says which keys it hides), null without one; its mask ships as the width.
+  var width = info.windows ? info.windows[layer] : null;
+  var result = {
+    q: q, k: k, d: d, bias: null, scale: info.scale, rowOnly: rowOnly, softcap: info.softcap || null,
+    window: width == null ? null : width, slope: null,
+  };
   if (blocks.bias && blocks.bias.slopes) {
     // ALiBi (payload.alibi_slopes): -slope * (i - j), query i at key position i + cols - rows.
     var slope = blocks.bias.slopes[hi], alibi = new Float32Array(rows * cols);
+    result.slope = slope;
     for (var r = 0; r < rows; r++) {
       for (var c = 0; c < cols; c++) alibi[r * cols + c] = -slope * (r + cols - rows - c);
     }

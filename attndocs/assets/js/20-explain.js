@@ -238,7 +238,8 @@ var KEYS = [
   ["Home / End", "first / last item of a group", null],
   ["Enter", "locks the selected token (again: releases it)", ["head", "model", "neuron", "matrix"]],
   ["Enter", "opens the head", ["model", "summary"]],
-  ["Shift+Enter", "shows only this head", ["head"]],
+  ["Enter", "keeps the patch under the cursor (the arrow keys move it over the picture)", ["patch"]],
+  ["Shift+Enter", "shows only this head", ["head", "patch"]],
   ["Escape", "closes what is open (this help, a head's detail), then clears the selection", null],
   ["Hover or focus", "shows a weight by the pointer", null],
 ];
