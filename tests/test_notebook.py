@@ -165,8 +165,12 @@ def test_view_displays_through_ipython(monkeypatch):
     monkeypatch.setitem(sys.modules, "IPython", ipython)
     monkeypatch.setitem(sys.modules, "IPython.display", display_mod)
     assert head_view(bertviz_attention(), TOKENS) is None
-    (kind, html), = shown
-    assert kind == "HTML" and 'data-attndocs-view="head"' in html and "<script>" in html
+    # The object itself is displayed, so the notebook stores its whole mime bundle.
+    (result,) = shown
+    bundle = result._repr_mimebundle_()
+    assert list(bundle) == ["text/html", "image/png", "text/plain"]
+    html = bundle["text/html"]
+    assert 'data-attndocs-view="head"' in html and "<script>" in html and 'class="attndocs-still"' in html
 
 
 def test_view_without_ipython_returns_the_object(monkeypatch):

@@ -35,7 +35,8 @@ def shown(monkeypatch):
     out: list[str] = []
     display_mod = types.ModuleType("IPython.display")
     display_mod.HTML = lambda data: data
-    display_mod.display = out.append
+    # The HTML of the mime bundle the notebook stores (the object itself is displayed).
+    display_mod.display = lambda obj: out.append(obj._repr_mimebundle_()["text/html"])
     ipython = types.ModuleType("IPython")
     ipython.display = display_mod
     monkeypatch.setitem(sys.modules, "IPython", ipython)
