@@ -11,7 +11,10 @@ __version__ = "0.1.0.dev0"
 # `neuron_view` is the submodule attndocs/neuron_view.py, which is callable as the notebook
 # function and also holds BertViz's `show`: importing a submodule rebinds the package's
 # attribute to it, so the module itself must be what that name gives, in every import order.
-_LAZY = {"head_view": "notebook", "model_view": "notebook", "neuron_view": "neuron_view", "figure": "notebook"}
+_LAZY = {
+    "head_view": "notebook", "model_view": "notebook", "neuron_view": "neuron_view", "figure": "notebook",
+    "widget": "widgets",
+}
 __all__ = ["__version__", *_LAZY]
 
 
