@@ -276,12 +276,69 @@ def _add_cache(sub: argparse._SubParsersAction) -> None:
     add_cache_commands(sub)
 
 
+# -- pandoc and Quarto ----------------------------------------------------------------------
+def _add_pandoc(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pandoc-filter", help="Print the path of the pandoc Lua filter: pandoc --lua-filter \"$(attndocs pandoc-filter)\".")
+    p.set_defaults(func=_cmd_pandoc_filter)
+    p = sub.add_parser("pandoc-figures", help="Used by the pandoc filter: a document's figures, JSON request on stdin, JSON answer on stdout.")
+    p.set_defaults(func=_cmd_pandoc_figures)
+    p = sub.add_parser("quarto-extension", help="Write the pandoc filter as a Quarto extension, DIR/_extensions/attndocs/ (untested with Quarto).")
+    p.add_argument("dir", metavar="DIR", help="The Quarto project folder (the one with _quarto.yml).")
+    p.add_argument("--force", action="store_true", help="Replace files there that differ from this attndocs's (your edits to them are lost).")
+    p.set_defaults(func=_cmd_quarto_extension)
+
+
+def _cmd_pandoc_filter(args: argparse.Namespace) -> int:
+    from .pandoc import filter_path
+
+    say(str(filter_path()), err=False)
+    return 0
+
+
+def _cmd_pandoc_figures(args: argparse.Namespace) -> int:
+    from .pandoc import run_filter
+
+    return run_filter(sys.stdin.buffer.read(), sys.stdout.buffer, sys.stderr)
+
+
+def _cmd_quarto_extension(args: argparse.Namespace) -> int:
+    from .pandoc import quarto_instructions, write_quarto_extension
+
+    report = write_quarto_extension(args.dir, force=args.force)
+    for name in report.written:
+        say(f"wrote {report.folder / name}", err=False)
+    for name in report.unchanged:
+        say(f"unchanged {report.folder / name}", err=False)
+    for line in quarto_instructions().splitlines():
+        say(line, err=False)
+    return 0
+
+
+# -- MyST-MD (Jupyter Book 2) -----------------------------------------------------------------
+def _add_myst_plugin(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("myst-plugin", help="Write the MyST-MD executable plugin (the attention-figure directive) that myst.yml names.")
+    p.add_argument("path", metavar="PATH", nargs="?", default="attndocs-plugin.py", help="Where to write it (default: ./attndocs-plugin.py, beside myst.yml).")
+    p.add_argument("--force", action="store_true", help="Replace a file at PATH that attndocs did not write.")
+    p.set_defaults(func=_cmd_myst_plugin)
+
+
+def _cmd_myst_plugin(args: argparse.Namespace) -> int:
+    from .myst_plugin import myst_yml_lines, write_plugin
+
+    out = write_plugin(args.path, force=args.force)
+    say(f"wrote {out} (it runs attndocs with {sys.executable})", err=False)
+    say("add to myst.yml:", err=False)
+    for line in myst_yml_lines(out).splitlines():
+        say(line, err=False)
+    return 0
+
+
 # -- main ---------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="attndocs", description="Interactive attention figures for documentation.")
     parser.add_argument("--version", action="version", version=f"attndocs {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_extract, _add_render, _add_build, _add_precompute, _add_cache):
+    for add in (_add_extract, _add_render, _add_build, _add_precompute, _add_cache, _add_pandoc, _add_myst_plugin):
         add(sub)
     return parser
 
