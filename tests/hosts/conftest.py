@@ -27,6 +27,21 @@ class OfflinePage:
     page_errors: list[str] = field(default_factory=list)
     console_errors: list[str] = field(default_factory=list)
 
+    def wait_drawn(self, count: int) -> list[int]:
+        """Wait until the page's ``count`` figures are ready; the painted pixels of each of their canvases."""
+        self.page.wait_for_function(
+            """n => { const f = document.querySelectorAll('.attndocs-figure');
+                     return f.length === n && Array.from(f).every(e => e.getAttribute('data-attndocs-status') === 'ready'); }""",
+            arg=count,
+            timeout=20000,
+        )
+        return self.page.evaluate(
+            """() => Array.from(document.querySelectorAll('.attndocs-figure .attndocs-body canvas')).map(c => {
+                     const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                     let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++;
+                     return n; })"""
+        )
+
 
 @pytest.fixture
 def open_offline(chromium: Any) -> Iterator[Callable[..., OfflinePage]]:

@@ -46,18 +46,8 @@ def test_mkdocs_jupyter_keeps_the_html_output_with_its_script(site):
 
 def test_mkdocs_jupyter_page_draws_the_figures_offline(site, open_offline, executed_notebook):
     probe = open_offline(site / "notebook" / "index.html")
-    probe.page.wait_for_function(
-        """() => { const f = document.querySelectorAll('.attndocs-figure');
-                   return f.length === 3 && Array.from(f).every(e => e.getAttribute('data-attndocs-status') === 'ready'); }""",
-        timeout=20000,
-    )
+    painted = probe.wait_drawn(3)
     assert probe.page.locator("img.attndocs-still").count() == 0
-    painted = probe.page.evaluate(
-        """() => Array.from(document.querySelectorAll('.attndocs-figure .attndocs-body canvas')).map(c => {
-                 const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-                 let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++;
-                 return n; })"""
-    )
     assert len(painted) >= 3 and sum(n > 500 for n in painted) >= 3, painted
     assert probe.page_errors == []
     probe.page.screenshot(path=str(executed_notebook.folder / "mkdocs-jupyter.png"), full_page=True)
