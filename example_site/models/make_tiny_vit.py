@@ -23,6 +23,7 @@ def main() -> int:
     import torch
     import transformers
 
+    transformers.utils.logging.disable_progress_bar()
     torch.manual_seed(0)
     config = transformers.ViTConfig.from_pretrained(FOLDER)
     model = transformers.ViTModel(config)
