@@ -136,8 +136,12 @@ def write_output(out: Path, data: bytes) -> None:
                 pass  # never created, or already gone
 
 
-def read_text_arg(value: str) -> str:
-    """The positional TEXT, or standard input when it is '-'."""
+def read_text_arg(value: str | None, image: str | None = None) -> str:
+    """The positional TEXT, or standard input when it is '-'; none with ``--image`` (a vision model reads no text)."""
+    if value is None:
+        if image is None:
+            raise InputError("no TEXT given", "give the text to run the model on ('-' reads standard input), or --image PATH for a vision model")
+        return ""
     if value == "-":
         try:
             return sys.stdin.buffer.read().decode("utf-8")
@@ -149,7 +153,7 @@ def read_text_arg(value: str) -> str:
 # -- extract ------------------------------------------------------------------------------
 def _add_extract(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("extract", help="Run a model on a text and write its attention record (safetensors).")
-    p.add_argument("text", metavar="TEXT", help="The text ('-' reads standard input).")
+    p.add_argument("text", metavar="TEXT", nargs="?", help="The text ('-' reads standard input); none with --image.")
     p.add_argument("-o", "--output", required=True, help="Where to write the record (.safetensors).")
     p.add_argument("--qk", action="store_true", help="Also store query/key vectors (for the neuron view), self-checked.")
     # A record has no view: what a figure shows and opens on (attndocs.state) does not apply.
@@ -163,7 +167,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     from .pipeline import Pipeline
 
     out = checked_output(args.output)  # before computing: a bad path wastes no model run
-    options = figure_options_from_args(args, read_text_arg(args.text))
+    options = figure_options_from_args(args, read_text_arg(args.text, getattr(args, "opt_image", None)))
     # exact: a computed record is written as the model gave it (float32), not at the cache's precision.
     pipeline = Pipeline(settings_from_args(args), progress=terminal_progress, exact=True)
     result = pipeline.compute_one(options, qk=args.qk)
@@ -182,7 +186,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 # -- render -------------------------------------------------------------------------------
 def _add_render(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("render", help="Run a model on a text and write one self-contained interactive HTML page.")
-    p.add_argument("text", metavar="TEXT", help="The text ('-' reads standard input).")
+    p.add_argument("text", metavar="TEXT", nargs="?", help="The text ('-' reads standard input); none with --image.")
     p.add_argument("-o", "--output", required=True, help="Where to write the page (.html); it works from file:// offline.")
     p.add_argument("--title", default=None, help="Page title (default: the caption, else a description of the figure).")
     add_figure_flags(p)
@@ -195,7 +199,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
     from .render import render_record_page
 
     out = checked_output(args.output)
-    options = figure_options_from_args(args, read_text_arg(args.text))
+    options = figure_options_from_args(args, read_text_arg(args.text, getattr(args, "opt_image", None)))
     result = Pipeline(settings_from_args(args)).compute_one(options, qk=options.view == "neuron")
     data = render_record_page(result.record, options, title=args.title, compare=getattr(result, "compare", None)).encode("utf-8")
     write_output(out, data)

@@ -241,3 +241,17 @@ def test_a_large_picture_ships_as_jpeg_at_most_224_px():
     assert mime == "image/jpeg" and size == (SHOWN_SIDE, SHOWN_SIDE) and len(data) < 60_000
     flat = torch.zeros((3, 64, 64))
     assert _shown_picture(flat, Processor())[0] == "image/png"
+
+
+def test_the_cli_renders_an_image_without_a_text_and_asks_for_one_otherwise(tiny_model_dir, tmp_path, capsys):
+    from attndocs.cli import main
+
+    image = draw_scene(tmp_path / "scene.png")
+    out = tmp_path / "patch.html"
+    code = main(["render", "--model", str(tiny_model_dir("vit")), "--image", str(image), "--view", "patch",
+                 "--cache-dir", str(tmp_path / "cache"), "-o", str(out)])
+    assert code == 0, capsys.readouterr().err
+    assert 'data-attndocs-view="patch"' in out.read_text(encoding="utf-8")
+    code = main(["extract", "--model", "minilm", "--cache-dir", str(tmp_path / "cache"), "-o", str(tmp_path / "r.safetensors")])
+    err = capsys.readouterr().err
+    assert code != 0 and "no TEXT given" in err and "--image" in err and "Traceback" not in err
