@@ -23,8 +23,12 @@ setup: $(STAMP) $(MYST) $(TINY_VIT)
 $(TINY_VIT): | $(STAMP)
 	$(PY) example_site/models/make_tiny_vit.py
 
-# mystmd from npm, pinned, for the MyST-MD plugin's tests (node_modules inside the venv).
+# mystmd from npm, pinned, for the MyST-MD plugin's tests (node_modules inside the venv);
+# Debian's nodejs and npm first where the machine has no npm.
 $(MYST):
+	@command -v npm >/dev/null 2>&1 || { echo "installing Debian's nodejs and npm for mystmd"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq nodejs npm >/dev/null; fi; }
 	npm install --silent --no-audit --no-fund --prefix $(VENV)/node mystmd@$(MYSTMD_VERSION) >/dev/null
 
 # torch==2.13.0 first: a bare `torch` requirement would pull a CUDA build of several GB.
