@@ -19,12 +19,12 @@ from sphinx.util.osutil import relative_uri
 
 from ..errors import AttndocsError, CacheError
 from ..payload import select_layers_heads
+from ..png import heatmap_png
 from ..record import AttentionRecord
 from ..render import describe, strongest_pairs
 from .build import entry_of, state_of, warn
 from .html import is_interactive
 from .nodes import attention_figure
-from .png import heatmap_png
 
 if TYPE_CHECKING:
     from sphinx.application import Sphinx

@@ -8,7 +8,7 @@ import zlib
 import numpy as np
 import pytest
 
-from attndocs.sphinx_ext.png import encode_png, heatmap_png
+from attndocs.png import encode_png, heatmap_png
 
 
 def decode_png(data: bytes) -> np.ndarray:
