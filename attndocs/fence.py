@@ -33,9 +33,10 @@ import os
 import re
 import secrets
 import sys
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .errors import AttndocsError, OptionError
 from .options import MAX_FIGURES_PER_PAGE, FigureOptions, figure_fields, option_name, record_identity, too_many_figures
@@ -227,6 +228,61 @@ def parse_block(body: str, *, first_line: int = 1, given: Collection[str] = ()) 
     except OptionError as exc:  # the text itself is refused (too long, not UTF-8), or options that do not go together
         raise FenceError(exc.message, exc.hint, line=option_lines.get(getattr(exc, "option", ""), text_line)) from None
     return ParsedBlock(options=options, option_lines=option_lines, text_line=text_line)
+
+
+@dataclass(frozen=True)
+class GivenOption:
+    """An option a host gives beside the block's body: a pandoc attribute, a MyST directive option."""
+
+    name: str  # as the host wrote it (hyphens or underscores)
+    value: Any
+    line: int
+    how: str = ""  # how it was given, for messages ("as the attribute view"); "" names its line
+
+
+def parse_with_options(body: str, given: Sequence[GivenOption], *, first_line: int, line: int) -> ParsedBlock:
+    """:func:`parse_block` of ``body`` with options given beside it, checked as the body's lines are.
+
+    An option given both ways, or twice beside the body, is an error naming both places; an
+    ``image`` given beside an empty body makes a figure with no text. ``line``: the block's
+    own line, for errors that belong to no single option.
+    """
+
+    def where(option: GivenOption) -> str:
+        return option.how or f"line {option.line}"
+
+    names = {option.name.replace("_", "-") for option in given}
+    parsed = parse_block(body, first_line=first_line, given=names)
+    lines = dict(parsed.option_lines)
+    values: dict[str, Any] = {}
+    ways: dict[str, GivenOption] = {}
+    for option in given:
+        name = option.name.replace("_", "-")
+        if name not in _KNOWN.values():
+            if name.lower() == "text":
+                raise FenceError("'text' is not an option: the text is the block's content", "write it in the block", line=option.line)
+            suffix = f" ({option.how})" if option.how else ""
+            hint = "known options: " + ", ".join(sorted(set(_KNOWN.values())))
+            raise FenceError(f"unknown option '{option.name}'{suffix}", hint, line=option.line)
+        if name in ways:
+            raise FenceError(f"option '{name}' is given twice ({where(ways[name])} and {where(option)})", line=option.line)
+        if name in lines:
+            both = f"{option.how} and on line {lines[name]}" if option.how else f"lines {lines[name]} and {option.line}"
+            raise FenceError(f"option '{name}' is given twice ({both})", line=option.line)
+        try:
+            FigureOptions.check_option(name, option.value)
+        except OptionError as exc:
+            raise FenceError(exc.message, exc.hint, line=option.line) from None
+        values[name] = option.value
+        ways[name] = option
+    if not values:
+        return parsed
+    lines.update((name, option.line) for name, option in ways.items())
+    try:
+        options = parsed.options.replace(**{name.replace("-", "_"): value for name, value in values.items()})
+    except OptionError as exc:  # options that do not go together
+        raise FenceError(exc.message, exc.hint, line=lines.get(getattr(exc, "option", ""), line)) from None
+    return ParsedBlock(options=options, option_lines=lines, text_line=parsed.text_line)
 
 
 def _preview(line: str, width: int = 40) -> str:

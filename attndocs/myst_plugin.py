@@ -158,9 +158,7 @@ def _pending_nodes(tree: Any) -> Iterator[tuple[list[Any], int]]:
 
 def _parse_pending(pending: dict[str, Any]) -> Any:
     """The :class:`~attndocs.fence.AttentionBlock` for one pending node: parsed, or with its error."""
-    from .errors import OptionError
-    from .fence import AttentionBlock, FenceError, ParsedBlock, parse_block
-    from .options import FigureOptions
+    from .fence import AttentionBlock, FenceError, GivenOption, parse_with_options
 
     line = pending.get("line") or 0
     body = pending.get("body") or ""
@@ -172,36 +170,8 @@ def _parse_pending(pending: dict[str, Any]) -> Any:
                 "write the text below the options (after one blank line)",
                 line=line,
             )
-        given = pending.get("options") or []
-        # An image figure (attndocs.vision) reads no text: its directive may have no body at all.
-        no_text = not body.strip() and any(str(n).replace("_", "-") == "image" for n, _, _ in given)
-        parsed = None if no_text else parse_block(body, first_line=body_line)
-        known = set(_option_names())
-        values: dict[str, Any] = {}
-        lines = dict(parsed.option_lines) if parsed is not None else {}
-        text_line = parsed.text_line if parsed is not None else line
-        for name, value, where in given:
-            hyphenated = str(name).replace("_", "-")
-            if hyphenated not in known:
-                raise FenceError(f"unknown option '{name}'", "known options: " + ", ".join(sorted(known)), line=where)
-            if hyphenated in lines:
-                raise FenceError(
-                    f"option '{hyphenated}' is given twice (lines {lines[hyphenated]} and {where})", line=where
-                )
-            try:
-                FigureOptions.check_option(hyphenated, value)
-            except OptionError as exc:
-                raise FenceError(exc.message, exc.hint, line=where) from None
-            values[hyphenated] = value
-            lines[hyphenated] = where
-        try:
-            if parsed is None:
-                options = FigureOptions.from_mapping({**values, "text": ""})
-            else:
-                options = parsed.options.replace(**values) if values else parsed.options
-        except OptionError as exc:  # options that do not go together
-            raise FenceError(exc.message, exc.hint, line=lines.get(getattr(exc, "option", ""), text_line)) from None
-        parsed = ParsedBlock(options=options, option_lines=lines, text_line=text_line)
+        given = [GivenOption(str(name), value, where) for name, value, where in pending.get("options") or []]
+        parsed = parse_with_options(body, given, first_line=body_line, line=line)
         return AttentionBlock(0, 0, line, "", body, parsed, None)
     except FenceError as exc:
         return AttentionBlock(0, 0, line, "", body, None, exc)

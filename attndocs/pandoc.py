@@ -42,14 +42,15 @@ from .fence import (
     AttentionBlock,
     FenceError,
     FigureBatch,
+    GivenOption,
     ParsedBlock,
     Problem,
     local_model,
     models_in_memory,
     normalise_newlines,
-    parse_block,
+    parse_with_options,
 )
-from .options import FigureOptions, SiteSettings, figure_fields, option_name, settings_fields
+from .options import FigureOptions, SiteSettings, option_name, settings_fields
 from .text import terminal_safe
 
 REQUEST_VERSION = 1
@@ -59,10 +60,6 @@ STDIN = "<stdin>"
 DEFAULT_API_VERSION = [1, 22, 2, 1]
 # Settings of the `attndocs:` metadata map that are not SiteSettings.
 EXTRA_SETTINGS = ("strict",)
-
-_OPTION_NAMES = {option_name(f) for f in figure_fields()}
-_KNOWN = {**{n: n for n in _OPTION_NAMES}, **{n.replace("-", "_"): n for n in _OPTION_NAMES}}
-
 
 def filter_path() -> Path:
     """The Lua filter shipped in the package: ``pandoc --lua-filter PATH``."""
@@ -245,58 +242,15 @@ def parse_figure(block: RequestBlock, line: int) -> ParsedBlock:
 
     Raises :class:`FenceError` naming the page line (0 when the line is unknown).
     """
+    given = [GivenOption(key, value, line, f"as the attribute {key}") for key, value in block.attributes.items()]
+    if block.identifier:
+        given.append(GivenOption("name", block.identifier, line, f"as the id #{block.identifier}"))
+    if block.classes:
+        given.append(GivenOption("class", " ".join(block.classes), line, "as classes"))
     try:
-        given = {_KNOWN[key] for key in block.attributes if key in _KNOWN}
-        parsed = parse_block(block.text, first_line=line + 1 if line else 1, given=given)
+        return parse_with_options(block.text, given, first_line=line + 1 if line else 1, line=line)
     except FenceError as exc:
         raise exc if line else FenceError(exc.message, exc.hint, line=0) from None
-    changes: dict[str, str] = {}
-    given: dict[str, str] = {}  # option -> how the attributes gave it, for messages
-
-    def take(name: str, value: str, how: str) -> None:
-        if name in parsed.option_lines:
-            raise FenceError(
-                f"option '{name}' is given twice ({how} and on line {parsed.option_lines[name]})", line=line
-            )
-        if name in changes:
-            raise FenceError(f"option '{name}' is given twice ({given[name]} and {how})", line=line)
-        try:
-            FigureOptions.check_option(name, value)
-        except OptionError as exc:
-            raise FenceError(exc.message, exc.hint, line=line) from None
-        changes[name] = value
-        given[name] = how
-
-    for key, value in block.attributes.items():
-        name = _KNOWN.get(key)
-        if name is None:
-            if key.lower() == "text":
-                raise FenceError(
-                    "'text' is not an option: the text is the block's content", "write it in the block", line=line
-                )
-            raise FenceError(
-                f"unknown option '{key}' (an attribute)",
-                "known options: " + ", ".join(sorted(_OPTION_NAMES)),
-                line=line,
-            )
-        take(name, value, f"as the attribute {key}")
-    if block.identifier:
-        take("name", block.identifier, f"as the id #{block.identifier}")
-    if block.classes:
-        take("class", " ".join(block.classes), "as classes")
-    if not changes:
-        return parsed
-    try:
-        options = parsed.options.replace(**{name.replace("-", "_"): value for name, value in changes.items()})
-    except OptionError as exc:  # options that do not go together
-        raise FenceError(
-            exc.message, exc.hint, line=parsed.option_lines.get(getattr(exc, "option", ""), line)
-        ) from None
-    return ParsedBlock(
-        options=options,
-        option_lines={**parsed.option_lines, **dict.fromkeys(changes, line)},
-        text_line=parsed.text_line,
-    )
 
 
 # -- settings ---------------------------------------------------------------------------------
