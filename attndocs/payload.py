@@ -41,7 +41,7 @@ import math
 import os
 import re
 import zlib
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -187,6 +187,8 @@ OVERVIEW_SIDE = 48  # the model view's thumbnails: at most this many bins a side
 OVERVIEW_CELLS = 1 << 20  # ... and this many cells over all of them (32 x 32 heads get 32 x 32)
 BUCKETS = 16  # opacity steps of the line drawings (BUCKETS in 30-head.js)
 _WORKERS = min(8, os.cpu_count() or 1)
+# Below this many attention cells (or bytes to compress) a figure is encoded on one thread.
+SERIAL_WORK = 1 << 18
 
 
 def _smallest_drawn_code() -> int:
@@ -325,9 +327,10 @@ class Payload:
         """
         return f'attndocs.chunk("{self.chunk_id(index)}","{self.body_base64(index)}");\n'.encode("ascii")
 
-    def digest(self) -> str:
-        """sha256 of the header, which names every chunk by its hash: the figure's content hash."""
-        return hashlib.sha256(self.header_json().encode("utf-8")).hexdigest()
+    def digest(self, header_json: str | None = None) -> str:
+        """sha256 of the header, which names every chunk by its hash: the figure's content hash
+        (``header_json``: :meth:`header_json`'s text, when the caller has it already)."""
+        return hashlib.sha256((header_json or self.header_json()).encode("utf-8")).hexdigest()
 
 
 _SECTION_ORDER = {name: i for i, name in enumerate(SECTION_NAMES)}
@@ -345,14 +348,36 @@ def _heads_of(array: np.ndarray, layer: int, heads: list[int]) -> np.ndarray:
     return layer_array[heads]
 
 
-def _pool_map(function: Any, items: list) -> list:
-    """``[function(x) for x in items]``, on several threads when there is more than one item.
+class _InlinePool:
+    """A stand-in for a one-thread pool that runs each job at once, on the calling thread."""
+
+    def __enter__(self) -> _InlinePool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def submit(self, function: Any, *args: Any) -> Future:
+        done: Future = Future()
+        done.set_result(function(*args))
+        return done
+
+
+def _threads_pay(work: int) -> bool:
+    """Whether ``work`` (attention cells, or bytes to compress) is worth threads: starting a pool
+    costs about a millisecond, more than a small figure's whole encoding."""
+    return _WORKERS > 1 and work >= SERIAL_WORK
+
+
+def _pool_map(function: Any, items: list, work: int) -> list:
+    """``[function(x) for x in items]``, on several threads when there is more than one item
+    and ``work`` (see :func:`_threads_pay`) is large enough.
 
     numpy and zlib let go of the GIL for their work, so layers quantise and chunks
     compress side by side; the results keep the items' order, so output never depends
     on which thread finished first.
     """
-    if len(items) < 2 or _WORKERS < 2:
+    if len(items) < 2 or not _threads_pay(work):
         return [function(x) for x in items]
     with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
         return list(pool.map(function, items))
@@ -550,7 +575,7 @@ def _encode_section(
     # the vectors and no attention, half its bytes at 512 tokens and a third of its render time.
     vectors_only = bool(with_qk and section.has_qk and layers and heads)
     jobs = [(section, layer, heads, plan, name, b_start, edges) for layer in layers] if heads and not vectors_only else []
-    encoded = _pool_map(_encode_layer, jobs)
+    encoded = _pool_map(_encode_layer, jobs, len(jobs) * len(heads) * n_rows * n_cols)
     attn_parts = []
     for layer, codes in zip(layers, encoded):
         attn_parts += [(plan.attn_group(name, layer, h), data) for h, data in zip(heads, codes.attn)]
@@ -646,12 +671,18 @@ def _encode_qk(section: Section, name: str, layers: list[int], heads: list[int],
     blocks["bias"] = writer.parted(parts, encoding="f16", sharedLayers=shared)
 
 
+def key_distance(rows: int, cols: int) -> np.ndarray:
+    """``[rows, cols]``: how far key j lies behind query i, the query at position ``i + cols - rows``
+    (the last rows of a longer sequence, as a decoder's queries are)."""
+    return (np.arange(rows)[:, None] + (cols - rows)) - np.arange(cols)[None, :]
+
+
 def window_hidden(rows: int, cols: int, width: int, causal: bool) -> np.ndarray:
     """``[rows, cols]``: True where a window of ``width`` hides key j from query i (at position
     ``i + cols - rows``). Causal (Mistral, Qwen, Gemma: transformers' sliding window): keys more than
     ``width - 1`` back, so a query sees ``width`` tokens, itself included. Bidirectional (ModernBERT's
     local layers): keys more than ``width`` away on either side. 50-neuron.js masks by the same rule."""
-    distance = (np.arange(rows)[:, None] + (cols - rows)) - np.arange(cols)[None, :]
+    distance = key_distance(rows, cols)
     return distance >= width if causal else np.abs(distance) > width
 
 
@@ -679,7 +710,7 @@ def alibi_slopes(bias: np.ndarray, causal: bool) -> list[float] | None:
     heads, rows, cols = bias.shape
     if rows == 0 or cols < 2:
         return None
-    distance = (np.arange(rows)[:, None] + (cols - rows)) - np.arange(cols)[None, :]
+    distance = key_distance(rows, cols)
     seen = distance >= 0 if causal else np.ones_like(distance, dtype=bool)
     one_back = (distance == 1) & seen
     if not one_back.any():
@@ -836,8 +867,10 @@ def build_payload(
     from .analysis import ARRAY_VIEWS
 
     # The analysis on a thread of its own, beside the encoding, unless the view ships analysis
-    # arrays (the matrix view's): the plan places those, so they come first.
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    # arrays (the matrix view's): the plan places those, so they come first. A small figure
+    # does it first, on this thread.
+    cells = sum(int(np.prod(s.attention.shape)) for s in record.sections.values() if s.attention is not None)
+    with ThreadPoolExecutor(max_workers=1) if _threads_pay(cells) else _InlinePool() as pool:
         analysis_job = pool.submit(_analysis_extras, record, options)
         extras_arrays = analysis_job.result()[0] if options.view in ARRAY_VIEWS else {}
         extras_arrays = {name: np.asarray(extras_arrays[name], dtype=np.float32) for name in sorted(extras_arrays)}
@@ -868,7 +901,7 @@ def build_payload(
 
     chunks = [c.getvalue() for c in writer.chunks]
     level = compression_level(sum(len(c) for c in chunks)) if compress else 0
-    packed = _pool_map(_compress, [(c, level) for c in chunks])
+    packed = _pool_map(_compress, [(c, level) for c in chunks], sum(len(c) for c in chunks))
     shipped = [data for data, _ in packed]
     header = {
         "format": PAYLOAD_FORMAT,
@@ -994,7 +1027,7 @@ def decode_qk(header: dict[str, Any], body: Body, section: str) -> dict[str, np.
 
     bias = None
     if "bias" in blocks and "slopes" in blocks["bias"]:
-        distance = (np.arange(n_rows)[:, None] + (n_cols - n_rows)) - np.arange(n_cols)[None, :]
+        distance = key_distance(n_rows, n_cols)
         slopes = np.asarray(blocks["bias"]["slopes"], dtype=np.float32).astype(np.float64)
         one = (-slopes[:, None, None] * distance).astype(np.float32)
         bias = np.broadcast_to(one, (n_l, n_h, n_rows, n_cols)).copy()

@@ -265,7 +265,8 @@ def render_figure(
     if embed not in EMBEDS:
         raise OptionError(f"embed must be one of {', '.join(EMBEDS)}, not {embed!r}")
     payload = build_payload(record, options, hash_state=hash_state, compare=compare)
-    digest = payload.digest()
+    header_json = payload.header_json()
+    digest = payload.digest(header_json)
     fig_id = figure_id(options, digest, used_ids)
     name = link_name(options, fig_id)
     files: dict[str, bytes] = {}
@@ -296,7 +297,6 @@ def render_figure(
     label = options.alt or description
     selection = payload.header["options"]
     pairs = strongest_pairs(record, selection["layer"], selection["heads"]) if options.view != "summary" else []
-    header_json = payload.header_json()
     html = _env().get_template("figure.html").render(
         reserve=reserved_height(payload.header),
         id=fig_id,
