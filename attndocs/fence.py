@@ -43,7 +43,7 @@ from .options import MAX_FIGURES_PER_PAGE, FigureOptions, figure_fields, option_
 from .pipeline import FigureResult, Pipeline
 from .render import over_budget, render_figure, render_placeholder
 from .text import terminal_safe
-from .vision import resolve_path as resolve_image
+from .vision import resolved_options
 
 FENCE_NAME = "attention"
 
@@ -506,9 +506,9 @@ class FigureBatch:
             figure.options, figure.error = None, too_many_figures(MAX_FIGURES_PER_PAGE)
         if figure.options is not None and figure.options.model:
             figure.options = dataclasses.replace(figure.options, model=local_model(figure.options.model, self.base_dir))
-        if figure.options is not None and figure.options.image and self.docs_dir is not None:
+        if figure.options is not None and self.docs_dir is not None:
             # An image is named relative to its page (attndocs.vision).
-            figure.options = dataclasses.replace(figure.options, image=resolve_image(figure.options.image, (self.docs_dir / figure.page).parent))
+            figure.options = resolved_options(figure.options, (self.docs_dir / figure.page).parent)
         self.figures.append(figure)
         return figure.token
 
